@@ -1,0 +1,3 @@
+module colonybench
+
+go 1.19

@@ -1,0 +1,13 @@
+// <colony/colony.hpp>: everything colony offers.
+#pragma once
+
+#include "colony/future.hpp"
+#include "colony/go.hpp"
+#include "colony/run.hpp"
+#include "colony/stats.hpp"
+#include "colony/this_fiber.hpp"
+#include "colony/sched/config.hpp"
+
+#if __has_include(<colony/pool.hpp>)
+#include <colony/pool.hpp>
+#endif

@@ -1,0 +1,126 @@
+// colony::Future<R>: the result of colony::spawn. get() waits for the fiber and returns its
+// value or rethrows its exception. Waiting parks a fiber, or blocks a plain thread.
+#pragma once
+
+#include <chrono>
+#include <exception>
+#include <future>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "colony/sched/wait.hpp"
+
+namespace colony {
+
+namespace detail {
+
+// FutureCore: readiness, waiters and the exception; FutureState<R> adds the value.
+class FutureCore {
+ public:
+  bool is_ready() const noexcept { return ready_.load(std::memory_order_acquire); }
+  void wait();
+  bool wait_until_ns(std::int64_t deadline_ns);  // false on timeout
+  void set_exception(std::exception_ptr e) noexcept;
+  std::exception_ptr exception() const noexcept { return error_; }
+
+ protected:
+  // complete: publish readiness and wake every waiter. Call after storing the result.
+  void complete() noexcept;
+  bool try_begin() noexcept;  // claims the right to set the result (once)
+
+  sched::SpinLock lock_;
+  sched::WaitList waiters_;
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> claimed_{false};
+  std::exception_ptr error_;
+};
+
+template <class R>
+class FutureState : public FutureCore {
+ public:
+  template <class... A>
+  void set_value(A&&... a) {
+    if (!try_begin()) return;
+    value_.emplace(std::forward<A>(a)...);
+    complete();
+  }
+  R take() { return std::move(*value_); }
+
+ private:
+  std::optional<R> value_;
+};
+
+template <>
+class FutureState<void> : public FutureCore {
+ public:
+  void set_value() {
+    if (!try_begin()) return;
+    complete();
+  }
+  void take() {}
+};
+
+template <class R>
+class FutureState<R&> : public FutureCore {
+ public:
+  void set_value(R& r) {
+    if (!try_begin()) return;
+    ptr_ = &r;
+    complete();
+  }
+  R& take() { return *ptr_; }
+
+ private:
+  R* ptr_ = nullptr;
+};
+
+}  // namespace detail
+
+template <class R>
+class Future {
+ public:
+  Future() = default;
+  explicit Future(std::shared_ptr<detail::FutureState<R>> st) : st_(std::move(st)) {}
+  Future(Future&&) noexcept = default;
+  Future& operator=(Future&&) noexcept = default;
+  Future(const Future&) = delete;
+  Future& operator=(const Future&) = delete;
+
+  // valid: refers to a result that get() has not taken yet.
+  bool valid() const noexcept { return st_ != nullptr; }
+  // is_ready: the fiber has finished (returned or thrown).
+  bool is_ready() const { return state().is_ready(); }
+  // wait: until the fiber has finished.
+  void wait() const { state().wait(); }
+  template <class Rep, class Period>
+  std::future_status wait_for(std::chrono::duration<Rep, Period> d) const {
+    return wait_until(std::chrono::steady_clock::now() + d);
+  }
+  template <class Clock, class Dur>
+  std::future_status wait_until(std::chrono::time_point<Clock, Dur> t) const {
+    auto steady = std::chrono::steady_clock::now() +
+                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(t - Clock::now());
+    return state().wait_until_ns(sched::to_nanotime(steady)) ? std::future_status::ready
+                                                             : std::future_status::timeout;
+  }
+  // get: waits, then returns the value or rethrows the fiber's exception. Once only:
+  // afterwards valid() is false.
+  R get() {
+    state().wait();
+    auto st = std::move(st_);
+    if (auto e = st->exception()) std::rethrow_exception(e);
+    if constexpr (std::is_void_v<R>) return;
+    else return st->take();
+  }
+
+ private:
+  detail::FutureState<R>& state() const {
+    if (!st_) throw std::future_error(std::future_errc::no_state);
+    return *st_;
+  }
+  std::shared_ptr<detail::FutureState<R>> st_;
+};
+
+}  // namespace colony

@@ -1,0 +1,111 @@
+#include <memory>
+#include <stdexcept>
+
+#include "colony/future.hpp"
+#include "colony/go.hpp"
+#include "colony/run.hpp"
+#include "colony/stats.hpp"
+#include "sched.hpp"
+
+namespace colony {
+
+namespace detail {
+
+void FutureCore::wait() {
+  if (is_ready()) return;
+  lock_.lock();
+  if (is_ready()) {
+    lock_.unlock();
+    return;
+  }
+  sched::Waiter w;
+  waiters_.push_back(&w);
+  sched::wait(w, lock_, sched::WaitReason::future);
+}
+
+bool FutureCore::wait_until_ns(std::int64_t deadline_ns) {
+  if (is_ready()) return true;
+  lock_.lock();
+  if (is_ready()) {
+    lock_.unlock();
+    return true;
+  }
+  sched::Waiter w;
+  waiters_.push_back(&w);
+  return sched::wait_until(w, lock_, sched::WaitReason::future, deadline_ns);
+}
+
+bool FutureCore::try_begin() noexcept {
+  return !claimed_.exchange(true, std::memory_order_acq_rel);
+}
+
+void FutureCore::set_exception(std::exception_ptr e) noexcept {
+  if (!try_begin()) return;
+  error_ = std::move(e);
+  complete();
+}
+
+void FutureCore::complete() noexcept {
+  sched::WaitList woken;
+  {
+    std::lock_guard<sched::SpinLock> lk(lock_);
+    ready_.store(true, std::memory_order_release);
+    while (sched::Waiter* w = waiters_.pop_front()) woken.push_back(w);
+  }
+  // Unlinked: each waiter may vanish right after its notify.
+  while (sched::Waiter* w = woken.head) {
+    woken.head = w->next;
+    w->linked = false;
+    sched::notify(*w);
+  }
+}
+
+std::exception_ptr unwound_error() {
+  return std::make_exception_ptr(
+      std::runtime_error("colony: the runtime shut down before the fiber finished"));
+}
+
+int run_impl(std::function<int()> main_fn, const Config& cfg, const std::source_location& loc) {
+  auto s = std::make_unique<sched::Scheduler>(cfg);
+  auto st = std::make_shared<FutureState<int>>();
+  {
+    // Start main_fn on the new runtime (not on the caller's).
+    auto task = SpawnTask<int, std::function<int()>>{st, Task<std::function<int()>>{std::move(main_fn), {}}};
+    start_fiber(*s, SpawnOptions{}, std::move(task), loc);
+  }
+  Future<int> fut(st);
+  fut.wait();
+  s->shutdown(-1);
+  return fut.get();
+}
+
+}  // namespace detail
+
+static sched::Scheduler& current() { return sched::current_or_default(); }
+
+std::int64_t num_fibers() { return current().live_fibers(); }
+int max_procs() { return current().nprocs(); }
+
+Stats stats() {
+  sched::Scheduler& s = current();
+  Stats out;
+  out.max_procs = s.nprocs();
+  out.threads = s.num_threads();
+  out.fibers = s.live_fibers();
+  out.stack_bytes_mapped = s.stack_mapped_bytes();
+  out.guarded_stacks = s.guarded_stacks();
+  out.procs = s.proc_stats();
+  for (const auto& p : out.procs) {
+    out.total.switches += p.switches;
+    out.total.parks += p.parks;
+    out.total.yields += p.yields;
+    out.total.steals += p.steals;
+    out.total.stolen += p.stolen;
+    out.total.spawns += p.spawns;
+    out.total.global_gets += p.global_gets;
+    out.total.timers_fired += p.timers_fired;
+  }
+  return out;
+}
+
+}  // namespace colony

@@ -1,0 +1,38 @@
+// colony::Config: the settings of one runtime (one scheduler), set with designated initialisers:
+//   colony::run(main_fn, {.max_procs = 4, .stack_size = 64 * 1024});
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+
+namespace colony {
+
+struct Config {
+  // max_procs: number of processors (P), i.e. fibers running in parallel.
+  // 0 = the COLONY_MAXPROCS environment variable if set, else std::thread::hardware_concurrency().
+  int max_procs = 0;
+  // stack_size: default usable stack of each fiber, in bytes (rounded up to pages). Committed
+  // lazily: a fiber only costs the pages it touches. Overridable per spawn (SpawnOptions).
+  std::size_t stack_size = 256 * 1024;
+  // guard_page_budget: how many fiber stacks get a PROT_NONE guard page (each costs two kernel
+  // memory mappings, and vm.max_map_count is 65530 by default). Stacks beyond the budget are
+  // checked by canary and stack-pointer checks at every switch instead. 0 = derived from
+  // vm.max_map_count (about a third of it).
+  std::size_t guard_page_budget = 0;
+  // on_panic: called with an exception that escaped a `go` fiber and the fiber's id. Empty = print
+  // "panic in fiber N: what() [spawned at file:line]" to stderr and abort, as Go does.
+  std::function<void(std::exception_ptr, std::uint64_t fiber_id)> on_panic;
+  // stack_trim_after: a cached (free) fiber stack idle this long gives its pages back (madvise).
+  std::chrono::milliseconds stack_trim_after{1000};
+};
+
+// SpawnOptions: per-spawn settings, e.g. colony::go(colony::SpawnOptions{.stack_size = 1 << 20}, f).
+struct SpawnOptions {
+  // stack_size: usable stack in bytes; 0 = the runtime's Config::stack_size.
+  std::size_t stack_size = 0;
+};
+
+}  // namespace colony

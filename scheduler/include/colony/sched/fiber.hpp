@@ -1,0 +1,131 @@
+// The scheduler's interface to the runtime layer (colony::runtime). Not a user API: users call
+// colony::go / spawn / run / this_fiber, which are built on these functions.
+//
+// Contracts every blocking primitive follows (see docs/design.md, "Parking"):
+//  * park(unlock, arg, reason) switches the calling fiber out FIRST and runs unlock(g, arg) on the
+//    next stack afterwards; only then may a waker see the fiber. So no waker on another thread can
+//    resume a fiber whose stack is still in use. unlock returning false cancels the park.
+//  * ready(g) makes a parked fiber runnable. Exactly one party may ready a parked fiber: the one
+//    that removed it from its wait queue (under the queue's lock) or won the claim on its Waiter.
+//  * When the runtime shuts down, every parked fiber is resumed and park() throws FiberUnwind:
+//    code after a park must be exception-safe (RAII), and must not swallow FiberUnwind.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <source_location>
+#include <string_view>
+
+#include "colony/sched/config.hpp"
+
+namespace colony {
+// FiberUnwind is thrown out of a blocking call when the runtime shuts down with the fiber still
+// parked, so that its stack unwinds and destructors run. Do not catch it (catch (...) must
+// rethrow it); it deliberately does not derive from std::exception.
+struct FiberUnwind {};
+}  // namespace colony
+
+namespace colony::sched {
+
+struct G;
+class Scheduler;
+
+// WaitReason: why a fiber is parked; shown in fiber dumps. Each value has a unique string.
+enum class WaitReason : std::uint8_t {
+  none,
+  sleep,
+  future,
+  chan_receive,
+  chan_send,
+  select,
+  select_no_cases,
+  mutex,
+  rwmutex_read,
+  rwmutex_write,
+  cond,
+  waitgroup,
+  semaphore,
+  once,
+  io,
+  pool,
+  event,
+};
+std::string_view to_string(WaitReason r) noexcept;
+
+// GStatus: the fiber state machine; see sched.cpp for who owns the stack in each state.
+enum class GStatus : std::uint8_t { idle, runnable, running, waiting, dead };
+std::string_view to_string(GStatus s) noexcept;
+
+// Monotonic clock in nanoseconds, the time base of every deadline in the scheduler.
+std::int64_t nanotime() noexcept;
+inline std::int64_t to_nanotime(std::chrono::steady_clock::time_point t) noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+// FiberEntry: a type-erased callable stored inside the fiber's stack area.
+struct FiberEntry {
+  void (*invoke)(void* fn);   // runs the callable; exceptions escape to the scheduler
+  void (*destroy)(void* fn);  // destroys the callable (also when it never ran)
+};
+
+// The scheduler a new fiber goes to: the calling fiber's, else the process's default runtime.
+Scheduler& current_or_default();
+// The calling fiber's scheduler, or nullptr on a plain thread.
+Scheduler* current_scheduler() noexcept;
+
+// new_fiber: allocates a fiber (control block + stack) and room for a callable of fn_size bytes;
+// the caller constructs the callable at *fn_storage, then calls start_fiber. Throws
+// std::system_error if memory cannot be mapped, std::runtime_error if the runtime has shut down.
+G* new_fiber(Scheduler& s, const SpawnOptions& opts, std::size_t fn_size, std::size_t fn_align,
+             void** fn_storage, const std::source_location& site);
+// start_fiber: makes the fiber runnable (into the caller's P runnext, like Go's newproc).
+void start_fiber(G* g, FiberEntry entry) noexcept;
+// abandon_fiber: gives back a fiber from new_fiber whose callable could not be constructed.
+void abandon_fiber(G* g) noexcept;
+
+// The calling fiber, or nullptr on a plain thread.
+G* current_g() noexcept;
+std::uint64_t fiber_id(const G* g) noexcept;
+Scheduler& scheduler_of(const G* g) noexcept;
+
+// yield: put the calling fiber at the back of its P's run queue and run another.
+void yield();
+// park: see the contract above. unlock may be null. Must be called on a fiber.
+using UnlockFn = bool (*)(G* g, void* arg);
+void park(UnlockFn unlock, void* arg, WaitReason reason);
+// ready: make a parked fiber runnable (next to run on the caller's P when called from a fiber).
+void ready(G* g) noexcept;
+// sleep_until: park the calling fiber until the monotonic time `deadline_ns`.
+void sleep_until_ns(std::int64_t deadline_ns);
+
+// Timers: a Timer lives where its owner puts it (often on a fiber's stack). fn runs on some M
+// when the timer expires, never under a scheduler lock, and must not block. del_timer returns
+// true if it removed the timer before it ran; false if it already ran (after waiting until a
+// concurrently running fn has returned), so the Timer may be destroyed after del_timer.
+struct Timer {
+  std::int64_t when = 0;
+  void (*fn)(Timer*) = nullptr;
+  void* arg = nullptr;
+  // Owned by the scheduler (see timer.cpp):
+  std::atomic<void*> heap{nullptr};     // the P whose heap holds it
+  std::int32_t index = -1;              // position in that heap (heap's lock)
+  std::atomic<std::uint8_t> state{0};   // idle, pending, running, done
+};
+void add_timer(Timer* t);
+bool del_timer(Timer* t) noexcept;
+
+// Statistics of one processor (P). Counters only grow.
+struct ProcStats {
+  std::uint64_t switches = 0;   // fibers scheduled on this P
+  std::uint64_t parks = 0;      // fibers that parked while running on this P
+  std::uint64_t yields = 0;     // yields on this P
+  std::uint64_t steals = 0;     // successful steal operations by this P
+  std::uint64_t stolen = 0;     // fibers this P took by stealing
+  std::uint64_t spawns = 0;     // fibers started from this P
+  std::uint64_t global_gets = 0;  // fibers this P took from the global run queue
+  std::uint64_t timers_fired = 0; // timers this P ran
+};
+
+}  // namespace colony::sched

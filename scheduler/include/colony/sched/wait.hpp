@@ -1,0 +1,86 @@
+// Waiter and WaitList: the building blocks of every colony blocking primitive. One code path
+// serves both kinds of waiter: a fiber parks (its thread runs other fibers), a plain OS thread
+// blocks on a futex. The two may be mixed on one primitive.
+//
+// Protocol (the primitive owns a SpinLock guarding its WaitList):
+//   waiter:   lock; list.push_back(&w); wait(w, lock, reason);        // returns unlocked
+//   notifier: lock; Waiter* w = list.pop_front(); unlock; notify(*w);
+// A Waiter is woken exactly once, by whoever unlinked it under the lock (a notifier, or the
+// waiter's own timeout). Memory ordering: everything the notifier did before notify(w) is
+// visible to the waiter after wait() returns.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "colony/sched/fiber.hpp"
+#include "colony/sched/spinlock.hpp"
+
+namespace colony::sched {
+
+struct Waiter {
+  G* g = nullptr;                  // the parked fiber; null for a thread (set by wait())
+  std::atomic<std::uint32_t> woken{0};  // a blocked thread's futex word
+  Waiter* next = nullptr;
+  Waiter* prev = nullptr;
+  bool linked = false;             // in a WaitList; guarded by the primitive's lock
+  bool timed_out = false;          // set when the deadline unlinked it
+  void* data = nullptr;            // primitive-specific payload (e.g. a channel slot)
+  std::uintptr_t tag = 0;          // primitive-specific (e.g. select case index)
+  SpinLock* lock = nullptr;        // set by wait(): for unlinking on timeout or unwind
+  struct WaitList* list = nullptr; // likewise
+
+  Waiter() = default;
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+  // Unlinks itself if still queued (a fiber unwound at shutdown while parked).
+  ~Waiter();
+};
+
+// WaitList: an intrusive FIFO of Waiters. Guarded by the owning primitive's lock.
+struct WaitList {
+  Waiter* head = nullptr;
+  Waiter* tail = nullptr;
+  std::size_t size = 0;
+
+  bool empty() const noexcept { return head == nullptr; }
+  void push_back(Waiter* w) noexcept {
+    w->next = nullptr;
+    w->prev = tail;
+    if (tail) tail->next = w; else head = w;
+    tail = w;
+    w->linked = true;
+    w->list = this;
+    ++size;
+  }
+  Waiter* pop_front() noexcept {
+    Waiter* w = head;
+    if (w) remove(w);
+    return w;
+  }
+  void remove(Waiter* w) noexcept {
+    if (w->prev) w->prev->next = w->next; else head = w->next;
+    if (w->next) w->next->prev = w->prev; else tail = w->prev;
+    w->next = w->prev = nullptr;
+    w->linked = false;
+    --size;
+  }
+};
+
+// wait: precondition: `lock` held and `w` linked into a list guarded by it. Releases the lock
+// and blocks the calling fiber or thread until notify(w). Returns with the lock released.
+void wait(Waiter& w, SpinLock& lock, WaitReason reason);
+// wait_until: as wait(), but gives up at the monotonic deadline `deadline_ns`: the waiter then
+// unlinks itself under the lock and returns false (w.timed_out is set). True if notified.
+bool wait_until(Waiter& w, SpinLock& lock, WaitReason reason, std::int64_t deadline_ns);
+// notify: wakes a waiter the caller has unlinked under the lock (may be called after unlocking).
+void notify(Waiter& w) noexcept;
+
+// Futex helpers for plain threads (Linux futex; private to the process).
+void futex_wait(std::atomic<std::uint32_t>* addr, std::uint32_t expected) noexcept;
+// Returns false on timeout.
+bool futex_wait_until(std::atomic<std::uint32_t>* addr, std::uint32_t expected,
+                      std::int64_t deadline_ns) noexcept;
+void futex_wake(std::atomic<std::uint32_t>* addr, int count) noexcept;
+
+}  // namespace colony::sched

@@ -1,0 +1,1179 @@
+// The colony scheduler: Go's G-P-M design on Boost.Context fibers.
+//
+// G is a fiber, M an OS thread, P a processor: the right to run fibers. There are exactly
+// max_procs Ps; an M must hold a P to run fibers. Each P has a bounded lock-free run queue and a
+// `runnext` slot; a global run queue (under lock_) takes overflow and fibers readied from plain
+// threads. Ms are started on demand and parked when idle, never destroyed before shutdown.
+//
+// Switching. A fiber that blocks or yields does not go through the M's scheduler context (g0)
+// when its own P has other work: it picks the next fiber itself and jumps straight to it
+// (switch_out). What the old fiber wanted done once it is off its stack (put it back in the run
+// queue, release the lock of the queue it waits in, free its stack) travels with the jump as a
+// Post record and is carried out by whoever lands (finish_switch). This is Go's
+// gopark/park_m and Boost.Fiber's resume_with: park first, unlock second, so no waker on another
+// thread can resume a fiber whose stack is still in use. Only when the local queue is empty does
+// the fiber jump to g0, which runs the full search (find_runnable) and may park the M.
+//
+// Finding work (find_runnable, on g0): own timers; runnext and the local queue (the global queue
+// first every 61st tick, for fairness); the global queue; expired timers of other Ps; stealing
+// half of a random victim's queue (4 rounds; runnext only in the last); then give up the P and
+// park the M. An M that steals is "spinning"; at most half the busy Ps' worth of Ms spin.
+//
+// Worker parking and unparking (the delicate dance, as in proc.go). We must not lose a wake-up
+// when an M parks while another thread readies a fiber, and we must not keep more Ms awake than
+// can be useful. The rule: ready() and start_fiber() put the fiber in a queue and then call
+// wakep(), which unparks an M only if there is an idle P and no M is spinning. A spinning M that
+// finds nothing releases its P, decrements nmspinning_ and THEN re-checks every P's queue (and
+// the global queue); if it finds work it takes an idle P and spins again. The readier's queue
+// write and load of nmspinning_, and the spinner's decrement and queue reads, are seq_cst, so at
+// least one of them sees the other: either the readier sees no spinner and wakes an M, or the
+// spinner sees the fiber. A spinning M that finds work stops spinning and, if it was the last
+// spinner, wakes another (reset_spinning), so bursts of new work are picked up by more Ms.
+//
+// Timers live in per-P heaps. A busy P runs its own expired timers at every scheduling point;
+// idle Ms run any P's expired timers before stealing. Exactly one idle M at a time (timer_m_)
+// sleeps with a timeout, until the earliest timer of all Ps; adding an earlier timer wakes it,
+// and adding a timer with no such sleeper calls wakep(). So a timer on a P whose fiber runs for
+// a long time without yielding still fires on time when another P is idle.
+//
+// Lock order: lock_ -> P::timer_lock -> StackClass::lock; allg_lock_ is a leaf.
+// No scheduler lock is ever held across a fiber switch.
+#include "sched.hpp"
+
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include "switch.hpp"
+
+namespace colony::sched {
+
+namespace {
+
+constexpr std::uint32_t kMaxRunnextStreak = 32;  // then the local queue gets a turn
+constexpr int kGfreeMax = 64;                    // per-P cache of dead G's
+constexpr std::uint64_t kIdBlock = 1024;
+
+std::uint64_t xorshift(std::uint64_t& s) noexcept {
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
+
+[[noreturn]] void fatal(const char* msg, const G* g) noexcept {
+  std::fprintf(stderr, "colony: fatal: %s (fiber %" PRIu64 ")\n", msg, g ? g->id : 0);
+  std::abort();
+}
+
+inline void set_status(G* g, GStatus from, GStatus to) noexcept {
+  GStatus cur = g->status.load(std::memory_order_relaxed);
+  if (__builtin_expect(cur != from, 0)) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "fiber status is %s, expected %s on the way to %s",
+                  to_string(cur).data(), to_string(from).data(), to_string(to).data());
+    fatal(buf, g);
+  }
+  g->status.store(to, std::memory_order_release);
+}
+
+int resolve_procs(int requested) {
+  if (requested < 0)
+    throw std::invalid_argument("colony: Config::max_procs must be >= 0 (0 = automatic), got " +
+                                std::to_string(requested));
+  if (requested == 0) {
+    if (const char* env = std::getenv("COLONY_MAXPROCS"); env && *env) {
+      char* end = nullptr;
+      long v = std::strtol(env, &end, 10);
+      if (*end != '\0' || v <= 0 || v > 4096)
+        throw std::invalid_argument(std::string("colony: COLONY_MAXPROCS must be an integer in "
+                                                "[1, 4096], got '") + env + "'");
+      return static_cast<int>(v);
+    }
+    unsigned hw = std::thread::hardware_concurrency();
+    return hw ? static_cast<int>(hw) : 1;
+  }
+  if (requested > 4096)
+    throw std::invalid_argument("colony: Config::max_procs must be <= 4096, got " +
+                                std::to_string(requested));
+  return requested;
+}
+
+void validate(const Config& cfg) {
+  if (cfg.stack_size < 16 * 1024 || cfg.stack_size > (std::size_t{1} << 30))
+    throw std::invalid_argument("colony: Config::stack_size must be between 16 KiB and 1 GiB, got " +
+                                std::to_string(cfg.stack_size));
+  if (cfg.stack_trim_after.count() < 0)
+    throw std::invalid_argument("colony: Config::stack_trim_after must not be negative");
+}
+
+std::int64_t coarse_now() noexcept {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+}  // namespace
+
+std::int64_t nanotime() noexcept {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+std::string_view to_string(GStatus s) noexcept {
+  switch (s) {
+    case GStatus::idle: return "idle";
+    case GStatus::runnable: return "runnable";
+    case GStatus::running: return "running";
+    case GStatus::waiting: return "waiting";
+    case GStatus::dead: return "dead";
+  }
+  return "?";
+}
+
+std::string_view to_string(WaitReason r) noexcept {
+  switch (r) {
+    case WaitReason::none: return "";
+    case WaitReason::sleep: return "sleep";
+    case WaitReason::future: return "future wait";
+    case WaitReason::chan_receive: return "chan receive";
+    case WaitReason::chan_send: return "chan send";
+    case WaitReason::select: return "select";
+    case WaitReason::select_no_cases: return "select (no cases)";
+    case WaitReason::mutex: return "mutex";
+    case WaitReason::rwmutex_read: return "rwmutex read";
+    case WaitReason::rwmutex_write: return "rwmutex write";
+    case WaitReason::cond: return "cond wait";
+    case WaitReason::waitgroup: return "waitgroup";
+    case WaitReason::semaphore: return "semaphore";
+    case WaitReason::once: return "once";
+    case WaitReason::io: return "IO wait";
+    case WaitReason::pool: return "pool worker wait";
+    case WaitReason::event: return "event wait";
+  }
+  return "?";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Construction and the M lifecycle.
+
+Scheduler::Scheduler(const Config& cfg)
+    : cfg_((validate(cfg), cfg)),
+      nprocs_(resolve_procs(cfg.max_procs)),
+      stacks_(cfg.stack_size, cfg.guard_page_budget) {
+  StackPool::install_overflow_handler();
+  allp_.reserve(static_cast<std::size_t>(nprocs_));
+  for (int i = 0; i < nprocs_; ++i) {
+    auto p = std::make_unique<P>();
+    p->id = i;
+    p->rng = 0x9E3779B97F4A7C15ull * static_cast<std::uint64_t>(i + 1);
+    allp_.push_back(std::move(p));
+  }
+  // All Ps start idle; the first ready fiber's wakep() starts an M.
+  std::lock_guard<std::mutex> lk(lock_);
+  for (int i = nprocs_ - 1; i >= 0; --i) pidle_put(allp_[static_cast<std::size_t>(i)].get());
+}
+
+Scheduler::~Scheduler() {
+  if (!shutdown(-1)) return;  // not reached: an unbounded shutdown always completes
+#if defined(COLONY_TSAN)
+  for_each_g([](G* g) {
+    if (g->tsan_fiber) __tsan_destroy_fiber(g->tsan_fiber);
+  });
+#endif
+}
+
+void Scheduler::mstart(M* m) {
+  set_current_m(m);
+  StackPool::setup_thread_altstack();
+#if defined(COLONY_TSAN)
+  m->g0.tsan_fiber = __tsan_get_current_fiber();
+#endif
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    acquirep(m, m->nextp);
+    m->nextp = nullptr;
+  }
+  schedule(m);
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (m->p) pidle_put(releasep(m));
+  }
+  set_current_m(nullptr);
+  m->exited.store(true, std::memory_order_release);
+}
+
+void Scheduler::schedule(M* m) {
+  for (;;) {
+    G* g = find_runnable(m);
+    if (!g) return;
+    if (m->spinning) reset_spinning(m);
+    execute(m, g);
+  }
+}
+
+void Scheduler::execute(M* m, G* g) noexcept {
+  set_status(g, GStatus::runnable, GStatus::running);
+  m->curg = g;
+  m->p->switches.inc();
+  Post post{&m->g0, After::none, nullptr, nullptr};
+  ctx::transfer_t t = jump(&m->g0, g, &post, false);
+  finish_switch(&m->g0, t);
+}
+
+void Scheduler::acquirep(M* m, P* p) noexcept {
+  m->p = p;
+  p->m = m;
+}
+
+P* Scheduler::releasep(M* m) noexcept {
+  P* p = m->p;
+  p->m = nullptr;
+  m->p = nullptr;
+  return p;
+}
+
+P* Scheduler::pidle_get() noexcept {
+  P* p = pidle_;
+  if (p) {
+    pidle_ = p->link;
+    p->link = nullptr;
+    p->idle = false;
+    npidle_.fetch_sub(1);
+  }
+  return p;
+}
+
+void Scheduler::pidle_put(P* p) noexcept {
+  gf_flush(p);
+  p->idle = true;
+  p->link = pidle_;
+  pidle_ = p;
+  npidle_.fetch_add(1);
+}
+
+M* Scheduler::midle_get() noexcept {
+  M* m = midle_;
+  if (m) {
+    midle_ = m->link;
+    m->link = nullptr;
+    m->idle = false;
+    if (m == timer_m_) {
+      timer_m_ = nullptr;
+      timer_m_until_.store(INT64_MAX);
+    }
+  }
+  return m;
+}
+
+// startm: run an M on P `p` (or on an idle P if null). Called with nmspinning_ already
+// incremented when `spinning`.
+void Scheduler::startm(P* p, bool spinning) noexcept {
+  std::unique_lock<std::mutex> lk(lock_);
+  if (!p) p = pidle_get();
+  if (!p || stopping_.load(std::memory_order_relaxed)) {
+    if (p) pidle_put(p);
+    lk.unlock();
+    if (spinning) nmspinning_.fetch_sub(1);
+    return;
+  }
+  if (M* m = midle_get()) {
+    m->spinning = spinning;
+    m->nextp = p;
+    lk.unlock();
+    m->park.wakeup();
+    return;
+  }
+  auto nm = std::make_unique<M>();
+  M* m = nm.get();
+  m->id = static_cast<int>(allm_.size());
+  m->sched = this;
+  m->g0.is_g0 = true;
+  m->g0.sched = this;
+  m->rng = 0xD1B54A32D192ED03ull * static_cast<std::uint64_t>(m->id + 1);
+  m->spinning = spinning;
+  m->nextp = p;
+  allm_.push_back(std::move(nm));
+  try {
+    m->thread = std::thread([this, m] { mstart(m); });
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "colony: fatal: cannot start a scheduler thread: %s\n", e.what());
+    std::abort();
+  }
+}
+
+void Scheduler::wakep() noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (npidle_.load() == 0 || nmspinning_.load() != 0) return;
+  int expected = 0;
+  if (!nmspinning_.compare_exchange_strong(expected, 1)) return;
+  startm(nullptr, true);
+}
+
+void Scheduler::reset_spinning(M* m) noexcept {
+  m->spinning = false;
+  int n = nmspinning_.fetch_sub(1) - 1;
+  if (n < 0) fatal("negative spinning M count", nullptr);
+  // The last spinner found work: there may be more, so let another M look.
+  if (n == 0 && npidle_.load() > 0) wakep();
+}
+
+bool Scheduler::any_runq_nonempty() const noexcept {
+  if (runq_size_.load() > 0) return true;
+  for (const auto& p : allp_)
+    if (!p->runq.empty() || p->runnext.load() != nullptr) return true;
+  return false;
+}
+
+// stopm: park the M until startm hands it a P, or (if it is the timer sleeper) until `until`.
+// Returns with a P held, or without one if the scheduler is stopping.
+void Scheduler::stopm(M* m, std::int64_t until) noexcept {
+  for (;;) {
+    bool timed;
+    {
+      std::lock_guard<std::mutex> lk(lock_);
+      if (stopping_.load()) return;
+      m->park.clear();
+      timed = until != INT64_MAX && pidle_ != nullptr &&
+              (timer_m_ == nullptr || until < timer_m_until_.load());
+      if (timed) {
+        timer_m_ = m;
+        timer_m_until_.store(until);
+      }
+      m->idle = true;
+      m->link = midle_;
+      midle_ = m;
+    }
+    if (timed) m->park.sleep_until(until);
+    else m->park.sleep();
+    P* p = nullptr;
+    {
+      std::lock_guard<std::mutex> lk(lock_);
+      if (m->nextp) {  // startm handed us a P (and took us off the idle list)
+        acquirep(m, m->nextp);
+        m->nextp = nullptr;
+        return;
+      }
+      if (m->idle) {  // timeout, timer change or shutdown: leave the idle list ourselves
+        for (M** pp = &midle_; *pp; pp = &(*pp)->link) {
+          if (*pp == m) {
+            *pp = m->link;
+            break;
+          }
+        }
+        m->idle = false;
+        m->link = nullptr;
+      }
+      if (timer_m_ == m) {
+        timer_m_ = nullptr;
+        timer_m_until_.store(INT64_MAX);
+      }
+      if (stopping_.load()) return;
+      p = pidle_get();
+    }
+    if (p) {
+      acquirep(m, p);
+      return;
+    }
+    until = earliest_timer();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run queues.
+
+std::uint64_t Scheduler::new_id(P* p) noexcept {
+  if (!p) return next_id_.fetch_add(1, std::memory_order_relaxed);
+  if (p->id_next == p->id_end) {
+    p->id_next = next_id_.fetch_add(kIdBlock, std::memory_order_relaxed);
+    p->id_end = p->id_next + kIdBlock;
+  }
+  return p->id_next++;
+}
+
+void Scheduler::runq_put(P* p, G* g, bool next) noexcept {
+  if (next) {
+    G* old = p->runnext.exchange(g, std::memory_order_acq_rel);
+    if (!old) return;
+    g = old;  // kick the old runnext to the tail
+  }
+  if (!p->runq.put(g)) runq_put_slow(p, g);
+}
+
+void Scheduler::runq_put_slow(P* p, G* g) noexcept {
+  G* batch[RunQueue<G>::kCapacity / 2 + 1];
+  for (;;) {
+    std::uint32_t n = p->runq.take_half_for_overflow(batch);
+    if (n == 0) {
+      if (p->runq.put(g)) return;
+      continue;
+    }
+    batch[n] = g;
+    for (std::uint32_t i = 0; i < n; ++i) batch[i]->schedlink = batch[i + 1];
+    batch[n]->schedlink = nullptr;
+    std::lock_guard<std::mutex> lk(lock_);
+    glob_put_batch(batch[0], batch[n], static_cast<int>(n + 1));
+    return;
+  }
+}
+
+G* Scheduler::runq_get(P* p) noexcept {
+  G* next = p->runnext.load(std::memory_order_relaxed);
+  if (next && p->runnext_streak < kMaxRunnextStreak) {
+    if (p->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acquire)) {
+      ++p->runnext_streak;
+      return next;
+    }
+  }
+  p->runnext_streak = 0;
+  if (G* g = p->runq.get()) return g;
+  next = p->runnext.exchange(nullptr, std::memory_order_acquire);
+  if (next) p->runnext_streak = 1;
+  return next;
+}
+
+void Scheduler::glob_put_batch(G* head, G* tail, int n) noexcept {
+  tail->schedlink = nullptr;
+  if (runq_tail_) runq_tail_->schedlink = head;
+  else runq_head_ = head;
+  runq_tail_ = tail;
+  runq_size_.fetch_add(n);
+}
+
+// glob_get: take a fair share of the global queue: one to run, the rest into p's local queue.
+G* Scheduler::glob_get(P* p, int max) noexcept {
+  int size = runq_size_.load();
+  if (size == 0) return nullptr;
+  int n = std::min(size, size / nprocs_ + 1);
+  if (max > 0) n = std::min(n, max);
+  n = std::min(n, static_cast<int>(RunQueue<G>::kCapacity / 2));
+  runq_size_.fetch_sub(n);
+  G* g = runq_head_;
+  runq_head_ = g->schedlink;
+  for (int i = 1; i < n; ++i) {
+    G* g2 = runq_head_;
+    runq_head_ = g2->schedlink;
+    if (!p->runq.put(g2)) {  // cannot happen: the caller's queue had room; keep it global
+      g2->schedlink = runq_head_;
+      runq_head_ = g2;
+      runq_size_.fetch_add(n - i);
+      break;
+    }
+  }
+  if (!runq_head_) runq_tail_ = nullptr;
+  g->schedlink = nullptr;
+  p->global_gets.inc(static_cast<std::uint64_t>(n));
+  return g;
+}
+
+G* Scheduler::pick_local(P* p) noexcept {
+  if (p->timer0_when.load(std::memory_order_relaxed) != INT64_MAX) run_timers(p, nanotime());
+  if (p->schedtick % 61 == 0 && runq_size_.load(std::memory_order_relaxed) > 0) {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (G* g = glob_get(p, 1)) {
+      ++p->schedtick;
+      return g;
+    }
+  }
+  G* g = runq_get(p);
+  if (g) ++p->schedtick;
+  return g;
+}
+
+G* Scheduler::steal_work(M* m, std::int64_t now, bool* ran_timers) noexcept {
+  P* pp = m->p;
+  const std::uint32_t n = static_cast<std::uint32_t>(nprocs_);
+  if (n < 2) return nullptr;
+  // Run other Ps' expired timers first: their fibers become ours.
+  for (std::uint32_t i = 0; i < n; ++i) {
+    P* p2 = allp_[i].get();
+    if (p2 != pp && p2->timer0_when.load() <= now) {
+      run_timers(p2, now);
+      *ran_timers = true;
+    }
+  }
+  if (*ran_timers)
+    if (G* g = runq_get(pp)) return g;
+  constexpr int kRounds = 4;
+  for (int round = 0; round < kRounds; ++round) {
+    const bool last = round == kRounds - 1;
+    std::uint32_t start = static_cast<std::uint32_t>(xorshift(m->rng) % n);
+    std::uint32_t step = 1;
+    // A random step coprime with n visits every P once.
+    for (std::uint32_t tries = 0; tries < 8; ++tries) {
+      std::uint32_t s = static_cast<std::uint32_t>(xorshift(m->rng) % n) + 1;
+      std::uint32_t a = s, b = n;
+      while (b) { std::uint32_t t = a % b; a = b; b = t; }
+      if (a == 1) { step = s; break; }
+    }
+    for (std::uint32_t k = 0, i = start; k < n; ++k, i = (i + step) % n) {
+      P* p2 = allp_[i].get();
+      if (p2 == pp) continue;
+      std::uint32_t count = 0;
+      G* g = pp->runq.steal_from(p2->runq, &count);
+      if (!g && last) {
+        // Steal runnext only as a last resort, after giving its P a moment to run it
+        // (it is about to: stealing it would break the pair's locality).
+        if (p2->runnext.load(std::memory_order_relaxed)) {
+          for (int spin = 0; spin < 64; ++spin) spin_pause();
+          G* next = p2->runnext.load(std::memory_order_relaxed);
+          if (next && p2->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acquire)) {
+            g = next;
+            count = 1;
+          }
+        }
+      }
+      if (g) {
+        pp->steals.inc();
+        pp->stolen.inc(count);
+        return g;
+      }
+    }
+  }
+  return nullptr;
+}
+
+G* Scheduler::find_runnable(M* m) {
+top:
+  if (stopping_.load(std::memory_order_acquire)) return nullptr;
+  P* p = m->p;
+  if (G* g = pick_local(p)) return g;
+  if (runq_size_.load(std::memory_order_relaxed) > 0) {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (G* g = glob_get(p, 0)) {
+      ++p->schedtick;
+      return g;
+    }
+  }
+  // Steal, if not too many Ms are at it already.
+  if (m->spinning || 2 * nmspinning_.load() < nprocs_ - npidle_.load()) {
+    if (!m->spinning) {
+      m->spinning = true;
+      nmspinning_.fetch_add(1);
+    }
+    bool ran_timers = false;
+    if (G* g = steal_work(m, nanotime(), &ran_timers)) {
+      ++p->schedtick;
+      return g;
+    }
+    if (ran_timers) goto top;
+  }
+  // Nothing to do: give up the P.
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (stopping_.load()) return nullptr;
+    if (runq_size_.load() > 0) {
+      if (G* g = glob_get(p, 0)) {
+        ++p->schedtick;
+        return g;
+      }
+    }
+    pidle_put(releasep(m));
+  }
+  if (m->spinning) {
+    m->spinning = false;
+    nmspinning_.fetch_sub(1);
+    // The delicate dance: re-check after dropping the spinning count (see the top of the file).
+    if (any_runq_nonempty()) {
+      P* p2;
+      {
+        std::lock_guard<std::mutex> lk(lock_);
+        p2 = pidle_get();
+      }
+      if (p2) {
+        acquirep(m, p2);
+        m->spinning = true;
+        nmspinning_.fetch_add(1);
+        goto top;
+      }
+    }
+  }
+  // Sleep until the next timer (or stack trim), or until handed a P.
+  std::int64_t until = std::min(earliest_timer(), next_trim_.load());
+  std::int64_t now = nanotime();
+  if (next_trim_.load() <= now) {
+    std::int64_t cutoff = now - std::chrono::nanoseconds(cfg_.stack_trim_after).count();
+    std::int64_t earliest = stacks_.trim(cutoff);
+    next_trim_.store(earliest == INT64_MAX
+                         ? INT64_MAX
+                         : earliest + std::chrono::nanoseconds(cfg_.stack_trim_after).count());
+    until = std::min(earliest_timer(), next_trim_.load());
+  }
+  if (until <= now) {
+    P* p2;
+    {
+      std::lock_guard<std::mutex> lk(lock_);
+      p2 = pidle_get();
+    }
+    if (p2) {
+      acquirep(m, p2);
+      goto top;
+    }
+  }
+  stopm(m, until);
+  if (!m->p) return nullptr;  // stopping
+  goto top;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Switching.
+
+void Scheduler::switch_out(G* self, After after, UnlockFn unlock, void* arg) {
+  M* m = current_m();
+  P* p = m->p;
+  StackPool::check(self, __builtin_frame_address(0));
+  const bool stop = stopping_.load(std::memory_order_relaxed) && !unwinding_;
+  G* next = stop ? nullptr : pick_local(p);
+  G* to;
+  if (next) {
+    set_status(next, GStatus::runnable, GStatus::running);
+    m->curg = next;
+    p->switches.inc();
+    to = next;
+  } else {
+    if (after == After::yield && !stop) return;  // nothing else to run here: keep going
+    m->curg = nullptr;
+    to = &m->g0;
+  }
+  Post post{self, after, unlock, arg};
+  ctx::transfer_t t = jump(self, to, &post, after == After::exit);
+  finish_switch(self, t);
+}
+
+void Scheduler::finish_switch(G* self, ctx::transfer_t t) noexcept {
+  Post* post = static_cast<Post*>(t.data);
+  G* prev = post->prev;
+  arrived(self, prev);
+  prev->ctx = t.fctx;
+  // `post` lives on prev's stack: copy it out before prev can be resumed elsewhere.
+  const After after = post->after;
+  const UnlockFn unlock = post->unlock;
+  void* const arg = post->arg;
+  switch (after) {
+    case After::none:
+      break;
+    case After::yield:
+      set_status(prev, GStatus::running, GStatus::runnable);
+      runq_put(current_m()->p, prev, false);
+      break;
+    case After::park:
+      if (unlock && !unlock(prev, arg)) {
+        set_status(prev, GStatus::waiting, GStatus::runnable);
+        runq_put(current_m()->p, prev, true);
+      }
+      break;
+    case After::exit:
+      gfput(current_m()->p, prev);
+      break;
+  }
+}
+
+void Scheduler::fiber_main(ctx::transfer_t t) {
+  G* self = current_m()->curg;
+  Scheduler* s = self->sched;
+  s->finish_switch(self, t);
+  self->started = true;
+  if (!s->unwinding_) {
+    try {
+      self->entry.invoke(self->fn);
+    } catch (const FiberUnwind&) {
+      // shutdown unwound this fiber: nothing to report
+    } catch (...) {
+      s->panic(self, std::current_exception());
+    }
+  }
+  self->entry.destroy(self->fn);
+  if (self->fn_on_heap) ::operator delete(self->fn);
+  self->fn = nullptr;
+  s->exit_g(self);
+}
+
+void Scheduler::exit_g(G* self) noexcept {
+  M* m = current_m();
+  P* p = m->p;
+  p->live.store(p->live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  set_status(self, GStatus::running, GStatus::dead);
+  self->wait_reason = WaitReason::none;
+  switch_out(self, After::exit, nullptr, nullptr);
+  fatal("a dead fiber was resumed", self);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fiber creation and the free-G cache.
+
+G* Scheduler::gfget(P* p, StackClass* c) noexcept {
+  if (c != stacks_.default_class() || !p) return nullptr;
+  if (!p->gfree) {
+    // Refill a batch from the class's global cache.
+    std::lock_guard<SpinLock> lk(c->lock);
+    while (c->free && p->ngfree < kGfreeMax / 2) {
+      G* g = c->free;
+      c->free = g->schedlink;
+      --c->nfree;
+      g->schedlink = p->gfree;
+      p->gfree = g;
+      ++p->ngfree;
+    }
+  }
+  G* g = p->gfree;
+  if (g) {
+    p->gfree = g->schedlink;
+    --p->ngfree;
+    g->schedlink = nullptr;
+  }
+  return g;
+}
+
+void Scheduler::gfput(P* p, G* g) noexcept {
+  set_status(g, GStatus::dead, GStatus::idle);
+  if (p && g->stack_class == stacks_.default_class()) {
+    g->schedlink = p->gfree;
+    p->gfree = g;
+    if (++p->ngfree < kGfreeMax) return;
+    // Move half to the global cache.
+    std::int64_t now = coarse_now();
+    while (p->ngfree > kGfreeMax / 2) {
+      G* x = p->gfree;
+      p->gfree = x->schedlink;
+      --p->ngfree;
+      stacks_.release(x, now);
+    }
+    std::int64_t t = now + std::chrono::nanoseconds(cfg_.stack_trim_after).count();
+    if (t < next_trim_.load(std::memory_order_relaxed)) next_trim_.store(t);
+    return;
+  }
+  std::int64_t now = coarse_now();
+  stacks_.release(g, now);
+  std::int64_t t = now + std::chrono::nanoseconds(cfg_.stack_trim_after).count();
+  if (t < next_trim_.load(std::memory_order_relaxed)) next_trim_.store(t);
+}
+
+void Scheduler::gf_flush(P* p) noexcept {
+  if (!p->gfree) return;
+  std::int64_t now = coarse_now();
+  while (G* x = p->gfree) {
+    p->gfree = x->schedlink;
+    stacks_.release(x, now);
+  }
+  p->ngfree = 0;
+  std::int64_t t = now + std::chrono::nanoseconds(cfg_.stack_trim_after).count();
+  if (t < next_trim_.load(std::memory_order_relaxed)) next_trim_.store(t);
+}
+
+G* Scheduler::new_g(const SpawnOptions& opts, std::size_t fn_size, std::size_t fn_align,
+                    void** storage, const std::source_location& site) {
+  if (stopping_.load(std::memory_order_acquire) && !unwinding_)
+    throw std::runtime_error("colony: cannot start a fiber: the runtime has shut down");
+  if (opts.stack_size != 0 && (opts.stack_size < 16 * 1024 || opts.stack_size > (std::size_t{1} << 30)))
+    throw std::invalid_argument("colony: SpawnOptions::stack_size must be 0 (default) or between "
+                                "16 KiB and 1 GiB, got " + std::to_string(opts.stack_size));
+  if (fn_align > 4096)
+    throw std::invalid_argument("colony: fiber function objects aligned beyond 4096 bytes are not supported");
+  StackClass* c = opts.stack_size ? stacks_.class_for(opts.stack_size) : stacks_.default_class();
+  M* m = current_m();
+  P* p = (m && m->sched == this) ? m->p : nullptr;
+  G* g = gfget(p, c);
+  if (!g) {
+    bool fresh = false;
+    g = stacks_.alloc(c, &fresh);
+    if (fresh) {
+      g->sched = this;
+#if defined(COLONY_TSAN)
+      g->tsan_fiber = __tsan_create_fiber(0);
+#endif
+      std::lock_guard<std::mutex> lk(allg_lock_);
+      g->allg_next = allg_;
+      allg_ = g;
+    }
+  }
+  if (g->magic != kGMagic) StackPool::report_overflow(g, nullptr);
+  g->id = new_id(p);
+  g->started = false;
+  g->trimmed = false;
+  g->wait_reason = WaitReason::none;
+  g->site = site;
+  g->eh_caught = nullptr;
+  g->eh_uncaught = 0;
+  g->asan_fake_stack = nullptr;
+  // The callable sits just below the control block (or on the heap if it is large).
+  char* top = reinterpret_cast<char*>(g);
+  char* fn_area;
+  if (fn_size <= 1024) {
+    auto addr = reinterpret_cast<std::uintptr_t>(top) - fn_size;
+    addr &= ~(std::uintptr_t{fn_align} - 1);
+    g->fn = reinterpret_cast<void*>(addr);
+    g->fn_on_heap = false;
+    fn_area = static_cast<char*>(g->fn);
+  } else {
+    g->fn = ::operator new(fn_size, std::align_val_t{fn_align});
+    g->fn_on_heap = true;
+    fn_area = top;
+  }
+  auto sp = reinterpret_cast<std::uintptr_t>(fn_area) & ~std::uintptr_t{63};
+  char* sp_top = reinterpret_cast<char*>(sp);
+#if defined(COLONY_ASAN)
+  ASAN_UNPOISON_MEMORY_REGION(g->stack_lo, static_cast<std::size_t>(top - g->stack_lo));
+  g->asan_stack_bottom = g->stack_lo;
+  g->asan_stack_size = static_cast<std::size_t>(top - g->stack_lo);
+#endif
+  g->ctx = make_context(sp_top, static_cast<std::size_t>(sp_top - g->stack_lo), &fiber_main);
+  *storage = g->fn;
+  return g;
+}
+
+void Scheduler::abandon_g(G* g) noexcept {
+  if (g->fn_on_heap) ::operator delete(g->fn);
+  g->fn = nullptr;
+  g->status.store(GStatus::dead, std::memory_order_relaxed);
+  M* m = current_m();
+  gfput((m && m->sched == this) ? m->p : nullptr, g);
+}
+
+void Scheduler::start_g(G* g, FiberEntry entry) noexcept {
+  g->entry = entry;
+  set_status(g, GStatus::idle, GStatus::runnable);
+  M* m = current_m();
+  P* p = (m && m->sched == this) ? m->p : nullptr;
+  if (p && !unwinding_) {
+    p->spawns.inc();
+    p->live.store(p->live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    runq_put(p, g, true);
+    wakep();
+    return;
+  }
+  if (p) {  // unwinding: counted on the adopting P
+    p->live.store(p->live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    runq_put(p, g, false);
+    return;
+  }
+  outside_live_.fetch_add(1, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    glob_put_batch(g, g, 1);
+  }
+  wakep();
+}
+
+void Scheduler::ready_g(G* g, bool next) noexcept {
+  set_status(g, GStatus::waiting, GStatus::runnable);
+  M* m = current_m();
+  if (m && m->sched == this && m->p) {
+    runq_put(m->p, g, next);
+    if (!unwinding_) wakep();
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    glob_put_batch(g, g, 1);
+  }
+  wakep();
+}
+
+std::int64_t Scheduler::live_fibers() const noexcept {
+  std::int64_t n = outside_live_.load(std::memory_order_relaxed);
+  for (const auto& p : allp_) n += p->live.load(std::memory_order_relaxed);
+  return n;
+}
+
+std::vector<ProcStats> Scheduler::proc_stats() const {
+  std::vector<ProcStats> out;
+  for (const auto& p : allp_) {
+    ProcStats s;
+    s.switches = p->switches.get();
+    s.parks = p->parks.get();
+    s.yields = p->yields.get();
+    s.steals = p->steals.get();
+    s.stolen = p->stolen.get();
+    s.spawns = p->spawns.get();
+    s.global_gets = p->global_gets.get();
+    s.timers_fired = p->timers_fired.get();
+    out.push_back(s);
+  }
+  return out;
+}
+
+int Scheduler::num_threads() const noexcept {
+  auto* self = const_cast<Scheduler*>(this);
+  std::lock_guard<std::mutex> lk(self->lock_);
+  return static_cast<int>(allm_.size());
+}
+
+void Scheduler::panic(G* g, std::exception_ptr e) noexcept {
+  if (cfg_.on_panic) {
+    try {
+      cfg_.on_panic(e, g->id);
+      return;
+    } catch (...) {
+      std::fprintf(stderr, "colony: fatal: Config::on_panic threw while handling a panic in fiber %" PRIu64 "\n", g->id);
+      std::abort();
+    }
+  }
+  std::string what;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  } catch (...) {
+    const std::type_info* ti = abi::__cxa_current_exception_type();
+    what = "non-std exception";
+    if (ti) {
+      int status = 0;
+      char* name = abi::__cxa_demangle(ti->name(), nullptr, nullptr, &status);
+      what += " of type ";
+      what += (status == 0 && name) ? name : ti->name();
+      std::free(name);
+    }
+  }
+  std::fprintf(stderr, "panic in fiber %" PRIu64 ": %s [spawned at %s:%u]\n", g->id, what.c_str(),
+               g->site.file_name(), static_cast<unsigned>(g->site.line()));
+  std::fflush(stderr);
+  std::abort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shutdown.
+
+bool Scheduler::shutdown(std::int64_t grace_ns) {
+  M* cm = current_m();
+  if (cm && cm->sched == this)
+    throw std::logic_error("colony: a runtime cannot be shut down from one of its own threads");
+  std::lock_guard<std::mutex> sl(shutdown_mu_);
+  if (shut_down_) return true;
+  stopping_.store(true, std::memory_order_seq_cst);
+  std::vector<M*> ms;
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    for (auto& m : allm_) ms.push_back(m.get());
+    for (M* m = midle_; m; m = m->link) m->park.wakeup();
+  }
+  if (grace_ns >= 0) {
+    std::int64_t deadline = nanotime() + grace_ns;
+    for (M* m : ms) {
+      while (!m->exited.load(std::memory_order_acquire)) {
+        if (nanotime() > deadline) {
+          // A fiber is still running: leave everything as it is (the process is exiting).
+          for (M* x : ms) x->thread.detach();
+          return false;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        m->park.wakeup();
+      }
+    }
+  }
+  for (M* m : ms) {
+    while (!m->exited.load(std::memory_order_acquire)) {
+      m->park.wakeup();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    if (m->thread.joinable()) m->thread.join();
+  }
+  unwind_all();
+  shut_down_ = true;
+  return true;
+}
+
+// unwind_all: run on the shutdown thread, which adopts P0 as a temporary M. Every fiber that
+// is still alive is resumed once more: parked and yielded fibers see FiberUnwind thrown from the
+// call that blocked them, fibers that never started are destroyed without running.
+void Scheduler::unwind_all() {
+  M tm;
+  tm.id = -1;
+  tm.sched = this;
+  tm.g0.is_g0 = true;
+  tm.g0.sched = this;
+#if defined(COLONY_TSAN)
+  tm.g0.tsan_fiber = __tsan_get_current_fiber();
+#endif
+  M* saved = current_m();
+  set_current_m(&tm);
+  P* p0 = allp_[0].get();
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    // Take P0 off the idle list.
+    for (P** pp = &pidle_; *pp; pp = &(*pp)->link) {
+      if (*pp == p0) {
+        *pp = p0->link;
+        p0->link = nullptr;
+        p0->idle = false;
+        npidle_.fetch_sub(1);
+        break;
+      }
+    }
+  }
+  acquirep(&tm, p0);
+  unwinding_ = true;
+  // Everything runnable is in some queue: drain them all.
+  std::vector<G*> pending;
+  for (auto& p : allp_) {
+    if (G* g = p->runnext.exchange(nullptr)) pending.push_back(g);
+    while (G* g = p->runq.get()) pending.push_back(g);
+  }
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    while (runq_head_) {
+      G* g = runq_head_;
+      runq_head_ = g->schedlink;
+      pending.push_back(g);
+    }
+    runq_tail_ = nullptr;
+    runq_size_.store(0);
+  }
+  for (;;) {
+    for (G* g : pending) {
+      if (g->status.load() == GStatus::runnable) execute(&tm, g);
+      while (G* g2 = runq_get(p0)) execute(&tm, g2);
+    }
+    pending.clear();
+    // Parked fibers are in no queue: find them in the registry.
+    for_each_g([&](G* g) {
+      if (g->status.load() == GStatus::waiting) pending.push_back(g);
+    });
+    if (pending.empty()) break;
+    for (G* g : pending) {
+      if (g->status.load() == GStatus::waiting) set_status(g, GStatus::waiting, GStatus::runnable);
+    }
+  }
+  // Timers left in heaps belong to dead fibers' primitives that cleaned up, or to objects
+  // outside any fiber; drop them.
+  for (auto& p : allp_) {
+    std::lock_guard<SpinLock> lk(p->timer_lock);
+    for (Timer* t : p->timers) {
+      t->heap.store(nullptr);
+      t->state.store(0);
+    }
+    p->timers.clear();
+    p->timer0_when.store(INT64_MAX);
+  }
+  releasep(&tm);
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    pidle_put(p0);
+  }
+  set_current_m(saved);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The functions of fiber.hpp.
+
+namespace {
+std::mutex g_default_mu;
+Scheduler* g_default = nullptr;
+bool g_default_dead = false;
+
+void shutdown_default_at_exit() {
+  Scheduler* s;
+  {
+    std::lock_guard<std::mutex> lk(g_default_mu);
+    s = g_default;
+    g_default_dead = true;
+  }
+  if (!s) return;
+  M* m = current_m();
+  if (m && m->sched == s) return;  // exit() called on one of its own threads: just exit
+  // Parked fibers are unwound; a fiber still running after 1 s is left to the process exit.
+  if (s->shutdown(1'000'000'000)) delete s;
+}
+}  // namespace
+
+Scheduler& current_or_default() {
+  M* m = current_m();
+  if (m && m->sched) return *m->sched;
+  std::lock_guard<std::mutex> lk(g_default_mu);
+  if (g_default_dead)
+    throw std::runtime_error("colony: the default runtime has shut down (the process is exiting)");
+  if (!g_default) {
+    g_default = new Scheduler(Config{});
+    std::atexit(shutdown_default_at_exit);
+  }
+  return *g_default;
+}
+
+Scheduler* current_scheduler() noexcept {
+  M* m = current_m();
+  return m ? m->sched : nullptr;
+}
+
+G* new_fiber(Scheduler& s, const SpawnOptions& opts, std::size_t fn_size, std::size_t fn_align,
+             void** fn_storage, const std::source_location& site) {
+  return s.new_g(opts, fn_size, fn_align, fn_storage, site);
+}
+void start_fiber(G* g, FiberEntry entry) noexcept { g->sched->start_g(g, entry); }
+void abandon_fiber(G* g) noexcept { g->sched->abandon_g(g); }
+
+G* current_g() noexcept {
+  M* m = current_m();
+  return m ? m->curg : nullptr;
+}
+std::uint64_t fiber_id(const G* g) noexcept { return g ? g->id : 0; }
+Scheduler& scheduler_of(const G* g) noexcept { return *g->sched; }
+
+void yield() {
+  M* m = current_m();
+  G* self = m ? m->curg : nullptr;
+  if (!self) {
+    std::this_thread::yield();
+    return;
+  }
+  Scheduler* s = self->sched;
+  m->p->yields.inc();
+  s->switch_out(self, Scheduler::After::yield, nullptr, nullptr);
+  if (s->is_unwinding()) throw FiberUnwind{};
+}
+
+void park(UnlockFn unlock, void* arg, WaitReason reason) {
+  M* m = current_m();
+  G* self = m ? m->curg : nullptr;
+  if (!self) throw std::logic_error("colony: park() must be called on a fiber");
+  Scheduler* s = self->sched;
+  if (s->is_unwinding()) {
+    // Shutdown is unwinding this fiber and a destructor blocked: do not park again.
+    if (unlock) unlock(self, arg);
+    throw FiberUnwind{};
+  }
+  self->wait_reason = reason;
+  self->wait_since = coarse_now();
+  set_status(self, GStatus::running, GStatus::waiting);
+  m->p->parks.inc();
+  s->switch_out(self, Scheduler::After::park, unlock, arg);
+  self->wait_reason = WaitReason::none;
+  if (s->is_unwinding()) throw FiberUnwind{};
+}
+
+void ready(G* g) noexcept { g->sched->ready_g(g, true); }
+
+void sleep_until_ns(std::int64_t deadline_ns) {
+  G* self = current_g();
+  if (!self) {
+    std::int64_t d = deadline_ns - nanotime();
+    if (d > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(d));
+    return;
+  }
+  if (deadline_ns <= nanotime()) {
+    yield();
+    return;
+  }
+  Timer t;
+  t.when = deadline_ns;
+  t.arg = self;
+  t.fn = [](Timer* tm) { ready(static_cast<G*>(tm->arg)); };
+  struct Guard {
+    Timer* t;
+    ~Guard() { del_timer(t); }
+  } guard{&t};
+  park([](G*, void* a) { add_timer(static_cast<Timer*>(a)); return true; }, &t, WaitReason::sleep);
+}
+
+void add_timer(Timer* t) { current_or_default().add_timer(t); }
+
+}  // namespace colony::sched

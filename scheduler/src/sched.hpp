@@ -1,0 +1,215 @@
+// Scheduler internals: P (processor), M (OS thread), and the Scheduler that owns them.
+// The algorithms follow Go's runtime (proc.go); the design essay is in sched.cpp and
+// docs/design.md. Lock order: Scheduler::lock_ -> P::timer_lock -> StackClass::lock.
+// No scheduler lock is ever held across a fiber switch.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <boost/context/detail/fcontext.hpp>
+
+#include "colony/sched/config.hpp"
+#include "colony/sched/fiber.hpp"
+#include "colony/sched/spinlock.hpp"
+#include "g.hpp"
+#include "note.hpp"
+#include "runq.hpp"
+#include "stack.hpp"
+
+namespace colony::sched {
+
+struct M;
+
+// Counter: written only by the M that holds the P (single writer), read by anyone.
+struct Counter {
+  std::atomic<std::uint64_t> v{0};
+  void inc(std::uint64_t n = 1) noexcept {
+    v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  std::uint64_t get() const noexcept { return v.load(std::memory_order_relaxed); }
+};
+
+struct TimerHeap;
+
+struct alignas(64) P {
+  int id = 0;
+  M* m = nullptr;                   // the M holding this P (guarded by Scheduler::lock_ when idle)
+  P* link = nullptr;                // idle-P list (Scheduler::lock_)
+  bool idle = false;                // on the idle list (Scheduler::lock_)
+  // Run queue. runnext: the fiber readied by the running one (runs next, inheriting locality).
+  RunQueue<G> runq;
+  std::atomic<G*> runnext{nullptr};
+  // Owner only:
+  std::uint32_t schedtick = 0;      // fibers scheduled; every 61st checks the global queue
+  std::uint32_t runnext_streak = 0; // consecutive picks from runnext (bounded for fairness)
+  std::uint64_t rng = 0;
+  G* gfree = nullptr;               // local cache of dead G's of the default stack class
+  int ngfree = 0;
+  std::atomic<std::int64_t> live{0};  // fibers started here minus fibers that exited here
+  std::uint64_t id_next = 0, id_end = 0;  // block of fiber ids reserved by this P
+  // Timers (timer_lock): a 4-ary min-heap by `when`; timer0_when mirrors the minimum
+  // (INT64_MAX when empty) for lock-free peeking by other Ps.
+  SpinLock timer_lock;
+  std::vector<Timer*> timers;
+  std::atomic<std::int64_t> timer0_when{INT64_MAX};
+  // Statistics (owner-written).
+  Counter switches, parks, yields, steals, stolen, spawns, global_gets, timers_fired;
+};
+
+struct M {
+  int id = 0;
+  Scheduler* sched = nullptr;
+  G g0;                           // the scheduler context on this thread's own stack
+  G* curg = nullptr;              // fiber running on this M (owner)
+  P* p = nullptr;                 // P held (owner)
+  P* nextp = nullptr;             // P handed over by startm (Scheduler::lock_)
+  bool spinning = false;          // looking for work to steal (counted in nmspinning_)
+  bool idle = false;              // on the idle-M list (Scheduler::lock_)
+  M* link = nullptr;              // idle-M list (Scheduler::lock_)
+  Note park;                      // sleeps here when idle
+  std::thread thread;
+  std::atomic<bool> exited{false}; // mstart has returned
+  std::uint64_t rng = 0;
+};
+
+class Scheduler {
+ public:
+  explicit Scheduler(const Config& cfg);
+  ~Scheduler();  // shutdown() then frees everything
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // shutdown: stops every M once its running fiber reaches a switch point, then unwinds every
+  // fiber still alive (parked fibers see FiberUnwind thrown from their blocking call; fibers
+  // that never started are destroyed unrun). Idempotent. Must not be called from one of this
+  // scheduler's fibers (std::logic_error). `grace_ns` < 0: wait as long as it takes; otherwise
+  // if Ms are still running fibers after that long, returns false and leaves them (used at
+  // process exit, where waiting forever for a fiber stuck in a loop would hang the exit).
+  bool shutdown(std::int64_t grace_ns = -1);
+  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+
+  int nprocs() const noexcept { return nprocs_; }
+  const Config& config() const noexcept { return cfg_; }
+  std::int64_t live_fibers() const noexcept;
+  std::vector<ProcStats> proc_stats() const;
+  int num_threads() const noexcept;
+  std::size_t stack_mapped_bytes() const noexcept { return stacks_.mapped_bytes(); }
+  std::size_t guarded_stacks() const noexcept { return stacks_.guarded_stacks(); }
+  void panic(G* g, std::exception_ptr e) noexcept;
+
+  // Fiber operations (see fiber.hpp).
+  G* new_g(const SpawnOptions& opts, std::size_t fn_size, std::size_t fn_align, void** storage,
+           const std::source_location& site);
+  void start_g(G* g, FiberEntry entry) noexcept;
+  void abandon_g(G* g) noexcept;
+  void ready_g(G* g, bool next) noexcept;
+  void add_timer(Timer* t);
+  bool del_timer(Timer* t) noexcept;
+
+  // Called on a fiber: switch away. See sched.cpp.
+  enum class After : std::uint8_t { none, yield, park, exit };
+  void switch_out(G* self, After after, UnlockFn unlock, void* arg);
+
+  // Test hook: direct access for tests of queues and stealing.
+  P* proc(int i) noexcept { return allp_[static_cast<std::size_t>(i)].get(); }
+
+  // Fiber registry walk (dumps, shutdown). fn(G*) for every G ever carved (any status).
+  template <class F> void for_each_g(F&& fn) {
+    std::lock_guard<std::mutex> lk(allg_lock_);
+    for (G* g = allg_; g; g = g->allg_next) fn(g);
+  }
+
+ private:
+  friend struct SchedAccess;
+  // Post: what the fiber that just switched out wants done once it is off its stack; carried
+  // out by whoever lands (finish_switch). Lives on the old fiber's stack.
+  struct Post {
+    G* prev;
+    After after;
+    UnlockFn unlock;
+    void* arg;
+  };
+  static void fiber_main(boost::context::detail::transfer_t t);
+  void finish_switch(G* self, boost::context::detail::transfer_t t) noexcept;
+  void execute(M* m, G* g) noexcept;   // on g0: run g until it switches back to g0
+
+  void mstart(M* m);
+  void schedule(M* m);                 // the g0 loop
+  G* find_runnable(M* m);              // on g0; blocks the M; null when stopping
+  G* pick_local(P* p) noexcept;        // runnext / local / global every 61 ticks
+  G* runq_get(P* p) noexcept;
+  void runq_put(P* p, G* g, bool next) noexcept;
+  void runq_put_slow(P* p, G* g) noexcept;
+  G* steal_work(M* m, std::int64_t now, bool* ran_timers) noexcept;
+  void glob_put_batch(G* head, G* tail, int n) noexcept;     // lock_ held
+  G* glob_get(P* p, int max) noexcept;                        // lock_ held
+  void wakep() noexcept;
+  void startm(P* p, bool spinning) noexcept;
+  void reset_spinning(M* m) noexcept;
+  P* pidle_get() noexcept;                                    // lock_ held
+  void pidle_put(P* p) noexcept;                              // lock_ held
+  M* midle_get() noexcept;                                    // lock_ held
+  void stopm(M* m, std::int64_t until) noexcept;
+  void acquirep(M* m, P* p) noexcept;
+  P* releasep(M* m) noexcept;
+  bool any_runq_nonempty() const noexcept;
+
+  // Timers.
+  std::int64_t run_timers(P* p, std::int64_t now) noexcept;   // returns now (or 0 if no timers)
+  std::int64_t earliest_timer() const noexcept;
+  void timers_changed(std::int64_t when) noexcept;
+  void add_timer_locked(P* p, Timer* t) noexcept;
+
+  // Fiber cache.
+  G* gfget(P* p, StackClass* c) noexcept;
+  void gfput(P* p, G* g) noexcept;
+  void gf_flush(P* p) noexcept;
+
+  void unwind_all();
+  [[noreturn]] void exit_g(G* self) noexcept;
+  std::uint64_t new_id(P* p) noexcept;
+
+  Config cfg_;
+  int nprocs_;
+  std::vector<std::unique_ptr<P>> allp_;
+  StackPool stacks_;
+
+  std::mutex lock_;                    // "sched.lock"
+  G* runq_head_ = nullptr;             // global run queue (lock_)
+  G* runq_tail_ = nullptr;
+  std::atomic<int> runq_size_{0};
+  P* pidle_ = nullptr;                 // idle Ps (lock_)
+  std::atomic<int> npidle_{0};
+  M* midle_ = nullptr;                 // idle Ms (lock_)
+  std::vector<std::unique_ptr<M>> allm_;   // (lock_)
+  std::atomic<int> nmspinning_{0};
+  M* timer_m_ = nullptr;               // the idle M sleeping until the next timer (lock_)
+  std::atomic<std::int64_t> timer_m_until_{INT64_MAX};
+  std::atomic<std::int64_t> next_trim_{INT64_MAX};
+  std::atomic<bool> stopping_{false};
+  bool unwinding_ = false;             // shutdown is unwinding parked fibers
+  bool shut_down_ = false;             // (shutdown_mu_)
+  std::mutex shutdown_mu_;
+  std::atomic<std::int64_t> outside_live_{0};  // fibers started from plain threads
+  std::atomic<std::uint64_t> next_id_{1};
+  std::atomic<std::uint32_t> timer_rr_{0};
+
+  std::mutex allg_lock_;
+  G* allg_ = nullptr;
+
+  // Operations on fibers, used by the unlocked free functions in fiber.hpp.
+ public:
+  bool is_unwinding() const noexcept { return unwinding_; }
+};
+
+// The calling thread's M (null on threads that are not Ms). Never cache the result across a
+// switch: re-read it (the fiber may have moved to another thread).
+M* current_m() noexcept;
+void set_current_m(M* m) noexcept;
+
+}  // namespace colony::sched

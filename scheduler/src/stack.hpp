@@ -1,0 +1,81 @@
+// Fiber stacks. Stacks are carved from large anonymous mappings ("slabs", MAP_NORESERVE, so
+// pages are committed only when touched) and each slot carries its G at the top. Why slabs:
+// vm.max_map_count defaults to 65530 and one mapping per stack would cap a process at ~65k
+// fibers; a guard page costs two more mappings, so only the first `guard_budget` stacks get one
+// and the rest rely on checks at every switch (stack pointer within bounds, control-block magic).
+// See docs/design.md, "Stacks".
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "colony/sched/spinlock.hpp"
+#include "g.hpp"
+
+namespace colony::sched {
+
+// StackClass: all stacks of one usable size; owns the global free cache of such G's.
+struct StackClass {
+  std::size_t usable = 0;  // bytes from stack_lo to the slot top
+  SpinLock lock;
+  G* free = nullptr;       // cached idle G's, most recently freed first
+  std::size_t nfree = 0;
+  // Carving state.
+  char* slab_next = nullptr;   // next uncarved slot
+  char* slab_end = nullptr;
+  bool slab_guarded = false;
+  std::size_t slab_stride = 0;
+};
+
+class StackPool {
+ public:
+  StackPool(std::size_t default_usable, std::size_t guard_budget);
+  ~StackPool();
+  StackPool(const StackPool&) = delete;
+  StackPool& operator=(const StackPool&) = delete;
+
+  StackClass* default_class() noexcept { return default_; }
+  StackClass* class_for(std::size_t usable);  // rounds to pages; creates on first use
+
+  // A G from the class's global cache, or freshly carved (constructed, status idle). `fresh`
+  // reports a newly carved one (to be registered in allgs). Throws std::system_error.
+  G* alloc(StackClass* c, bool* fresh);
+  // Return a batch of dead G's to their class's global cache.
+  void release(G* g, std::int64_t now) noexcept;
+  // Give back the pages of global-cache stacks idle since before `cutoff`. Returns the earliest
+  // idle_since among those still untrimmed (or INT64_MAX).
+  std::int64_t trim(std::int64_t cutoff) noexcept;
+
+  std::size_t mapped_bytes() const noexcept { return mapped_; }
+  std::size_t guarded_stacks() const noexcept { return guarded_; }
+
+  static std::size_t page_size() noexcept;
+  static void install_overflow_handler();   // SIGSEGV on a guard page -> clear report
+  static void setup_thread_altstack();      // per M thread: the handler needs its own stack
+
+  // Checks at every switch away from a fiber: stack pointer within bounds and control-block
+  // magic intact. Aborts with a clear report otherwise.
+  static void check(const G* g, const void* sp) noexcept {
+    if (__builtin_expect(static_cast<const char*>(sp) < g->stack_lo + 256 ||
+                             g->magic != kGMagic, 0))
+      report_overflow(g, sp);
+  }
+  [[noreturn]] static void report_overflow(const G* g, const void* sp) noexcept;
+
+ private:
+  struct Slab { char* base; std::size_t len; };
+  void carve_slab(StackClass* c);
+
+  std::mutex mu_;                       // guards classes_, slabs_, counters
+  std::map<std::size_t, StackClass*> classes_;
+  StackClass* default_ = nullptr;
+  std::vector<Slab> slabs_;
+  std::size_t guard_budget_;
+  std::size_t guarded_ = 0;
+  std::size_t mapped_ = 0;
+};
+
+}  // namespace colony::sched

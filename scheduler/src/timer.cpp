@@ -1,0 +1,154 @@
+// Timers: one 4-ary min-heap per P, ordered by `when`, guarded by the P's timer_lock.
+// A Timer's state: idle (0) -> pending (1, in a heap) -> running (2, fn executing, out of the
+// heap) -> done (3). del_timer removes a pending timer, or waits for a running one to finish,
+// so the owner may destroy the Timer as soon as del_timer returns. A timer's fn may add the same
+// Timer again (periodic timers); it then goes back to pending.
+#include <algorithm>
+#include <stdexcept>
+
+#include "sched.hpp"
+
+namespace colony::sched {
+namespace {
+
+constexpr std::uint8_t kIdle = 0, kPending = 1, kRunning = 2, kDone = 3;
+
+void sift_up(std::vector<Timer*>& h, std::size_t i) {
+  Timer* t = h[i];
+  while (i > 0) {
+    std::size_t parent = (i - 1) / 4;
+    if (h[parent]->when <= t->when) break;
+    h[i] = h[parent];
+    h[i]->index = static_cast<std::int32_t>(i);
+    i = parent;
+  }
+  h[i] = t;
+  t->index = static_cast<std::int32_t>(i);
+}
+
+void sift_down(std::vector<Timer*>& h, std::size_t i) {
+  const std::size_t n = h.size();
+  Timer* t = h[i];
+  for (;;) {
+    std::size_t c = 4 * i + 1;
+    if (c >= n) break;
+    std::size_t best = c;
+    for (std::size_t k = c + 1; k < std::min(c + 4, n); ++k)
+      if (h[k]->when < h[best]->when) best = k;
+    if (h[best]->when >= t->when) break;
+    h[i] = h[best];
+    h[i]->index = static_cast<std::int32_t>(i);
+    i = best;
+  }
+  h[i] = t;
+  t->index = static_cast<std::int32_t>(i);
+}
+
+// Precondition: p->timer_lock held and t in p's heap.
+void heap_remove(P* p, Timer* t) {
+  auto& h = p->timers;
+  std::size_t i = static_cast<std::size_t>(t->index);
+  Timer* last = h.back();
+  h.pop_back();
+  if (last != t) {
+    h[i] = last;
+    last->index = static_cast<std::int32_t>(i);
+    sift_down(h, i);
+    sift_up(h, static_cast<std::size_t>(last->index));
+  }
+  t->index = -1;
+  t->heap.store(nullptr, std::memory_order_relaxed);
+  p->timer0_when.store(h.empty() ? INT64_MAX : h[0]->when, std::memory_order_release);
+}
+
+}  // namespace
+
+void Scheduler::add_timer_locked(P* p, Timer* t) noexcept {
+  t->state.store(kPending, std::memory_order_relaxed);
+  t->heap.store(p, std::memory_order_release);
+  p->timers.push_back(t);
+  sift_up(p->timers, p->timers.size() - 1);
+  p->timer0_when.store(p->timers[0]->when, std::memory_order_release);
+}
+
+void Scheduler::add_timer(Timer* t) {
+  if (!t->fn) throw std::invalid_argument("colony: a timer needs a function");
+  if (t->heap.load(std::memory_order_acquire))
+    throw std::logic_error("colony: timer added twice");
+  M* m = current_m();
+  P* p = (m && m->sched == this && m->p)
+             ? m->p
+             : allp_[timer_rr_.fetch_add(1, std::memory_order_relaxed) %
+                     static_cast<std::uint32_t>(nprocs_)].get();
+  {
+    std::lock_guard<SpinLock> lk(p->timer_lock);
+    add_timer_locked(p, t);
+  }
+  timers_changed(t->when);
+}
+
+// timers_changed: a timer due at `when` was added. Make sure some M will be awake by then.
+void Scheduler::timers_changed(std::int64_t when) noexcept {
+  std::int64_t until = timer_m_until_.load();
+  if (when >= until) return;  // the timer sleeper wakes up early enough
+  if (until == INT64_MAX) {   // no M sleeps on timers: make sure one looks
+    wakep();
+    return;
+  }
+  std::lock_guard<std::mutex> lk(lock_);
+  if (timer_m_ && when < timer_m_until_.load()) {
+    M* tm = timer_m_;
+    timer_m_ = nullptr;
+    timer_m_until_.store(INT64_MAX);
+    tm->park.wakeup();  // it leaves the idle list itself and re-evaluates
+  }
+}
+
+std::int64_t Scheduler::run_timers(P* p, std::int64_t now) noexcept {
+  if (p->timer0_when.load(std::memory_order_acquire) > now) return now;
+  M* m = current_m();
+  for (;;) {
+    Timer* t;
+    {
+      std::lock_guard<SpinLock> lk(p->timer_lock);
+      if (p->timers.empty() || p->timers[0]->when > now) break;
+      t = p->timers[0];
+      t->state.store(kRunning, std::memory_order_relaxed);
+      heap_remove(p, t);
+    }
+    t->fn(t);
+    std::uint8_t running = kRunning;
+    t->state.compare_exchange_strong(running, kDone, std::memory_order_acq_rel);
+    // t may be gone now.
+    if (m && m->p) m->p->timers_fired.inc();
+  }
+  return now;
+}
+
+std::int64_t Scheduler::earliest_timer() const noexcept {
+  std::int64_t w = INT64_MAX;
+  for (const auto& p : allp_) w = std::min(w, p->timer0_when.load(std::memory_order_acquire));
+  return w;
+}
+
+bool del_timer(Timer* t) noexcept {
+  for (;;) {
+    if (void* h = t->heap.load(std::memory_order_acquire)) {
+      P* p = static_cast<P*>(h);
+      std::lock_guard<SpinLock> lk(p->timer_lock);
+      if (t->heap.load(std::memory_order_relaxed) != p) continue;
+      heap_remove(p, t);
+      t->state.store(kIdle, std::memory_order_release);
+      return true;
+    }
+    std::uint8_t st = t->state.load(std::memory_order_acquire);
+    if (st == kRunning) {
+      spin_pause();
+      continue;
+    }
+    if (st == kPending) continue;  // being re-added by its own fn
+    return false;
+  }
+}
+
+}  // namespace colony::sched
