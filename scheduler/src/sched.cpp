@@ -113,6 +113,8 @@ void validate(const Config& cfg) {
   if (cfg.stack_size < 16 * 1024 || cfg.stack_size > (std::size_t{1} << 30))
     throw std::invalid_argument("colony: Config::stack_size must be between 16 KiB and 1 GiB, got " +
                                 std::to_string(cfg.stack_size));
+  if (cfg.guard_page_budget < -1)
+    throw std::invalid_argument("colony: Config::guard_page_budget must be -1 (automatic) or >= 0");
   if (cfg.stack_trim_after.count() < 0)
     throw std::invalid_argument("colony: Config::stack_trim_after must not be negative");
 }
@@ -635,6 +637,15 @@ void Scheduler::switch_out(G* self, After after, UnlockFn unlock, void* arg) {
   StackPool::check(self, __builtin_frame_address(0));
   const bool stop = stopping_.load(std::memory_order_relaxed) && !unwinding_;
   G* next = stop ? nullptr : pick_local(p);
+  if (!next && after == After::yield && !stop) {
+    // A yield with nothing local to run: give the global queue its turn now (a lone fiber
+    // yielding in a loop must not starve fibers readied from other threads), else carry on.
+    ++p->schedtick;
+    if (runq_size_.load(std::memory_order_relaxed) == 0) return;
+    std::lock_guard<std::mutex> lk(lock_);
+    next = glob_get(p, 0);
+    if (!next) return;
+  }
   G* to;
   if (next) {
     set_status(next, GStatus::runnable, GStatus::running);
@@ -642,7 +653,6 @@ void Scheduler::switch_out(G* self, After after, UnlockFn unlock, void* arg) {
     p->switches.inc();
     to = next;
   } else {
-    if (after == After::yield && !stop) return;  // nothing else to run here: keep going
     m->curg = nullptr;
     to = &m->g0;
   }

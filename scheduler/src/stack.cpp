@@ -153,8 +153,8 @@ void StackPool::report_overflow(const G* g, const void* sp) noexcept {
   std::abort();
 }
 
-StackPool::StackPool(std::size_t default_usable, std::size_t guard_budget)
-    : guard_budget_(guard_budget ? guard_budget : auto_guard_budget()) {
+StackPool::StackPool(std::size_t default_usable, long guard_budget)
+    : guard_budget_(guard_budget < 0 ? auto_guard_budget() : static_cast<std::size_t>(guard_budget)) {
   default_ = class_for(default_usable);
 }
 

@@ -32,7 +32,7 @@ struct StackClass {
 
 class StackPool {
  public:
-  StackPool(std::size_t default_usable, std::size_t guard_budget);
+  StackPool(std::size_t default_usable, long guard_budget);  // -1: automatic
   ~StackPool();
   StackPool(const StackPool&) = delete;
   StackPool& operator=(const StackPool&) = delete;

@@ -113,6 +113,7 @@ struct go {
   }
 };
 template <class F, class... Args>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, SpawnOptions>)
 go(F&&, Args&&...) -> go<F, Args...>;
 template <class F, class... Args>
 go(const SpawnOptions&, F&&, Args&&...) -> go<F, Args...>;
@@ -141,6 +142,7 @@ struct spawn : Future<detail::spawn_result_t<F, Args...>> {
   }
 };
 template <class F, class... Args>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, SpawnOptions>)
 spawn(F&&, Args&&...) -> spawn<F, Args...>;
 template <class F, class... Args>
 spawn(const SpawnOptions&, F&&, Args&&...) -> spawn<F, Args...>;

@@ -19,9 +19,9 @@ struct Config {
   std::size_t stack_size = 256 * 1024;
   // guard_page_budget: how many fiber stacks get a PROT_NONE guard page (each costs two kernel
   // memory mappings, and vm.max_map_count is 65530 by default). Stacks beyond the budget are
-  // checked by canary and stack-pointer checks at every switch instead. 0 = derived from
-  // vm.max_map_count (about a third of it).
-  std::size_t guard_page_budget = 0;
+  // checked at every switch instead (stack pointer in bounds, control-block magic intact).
+  // -1 = derived from vm.max_map_count (a third of it); 0 = no guard pages.
+  long guard_page_budget = -1;
   // on_panic: called with an exception that escaped a `go` fiber and the fiber's id. Empty = print
   // "panic in fiber N: what() [spawned at file:line]" to stderr and abort, as Go does.
   std::function<void(std::exception_ptr, std::uint64_t fiber_id)> on_panic;

@@ -1,0 +1,473 @@
+// Scheduler and runtime API tests, each run with 1, 2, 4 and 8 processors.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "colony/sched/wait.hpp"
+#include "sched.hpp"
+#include "test_util.hpp"
+
+using namespace std::chrono_literals;
+using colony::testing::Latch;
+using colony::testing::ProcsTest;
+
+namespace {
+
+class Sched : public ProcsTest {};
+INSTANTIATE_TEST_SUITE_P(Procs, Sched, ::testing::ValuesIn(colony::testing::proc_counts()),
+                         colony::testing::procs_name);
+
+TEST_P(Sched, RunReturnsMainResult) {
+  EXPECT_EQ(colony::run([] { return 42; }, {.max_procs = GetParam()}), 42);
+  EXPECT_EQ(colony::run([] {}, {.max_procs = GetParam()}), 0);
+  EXPECT_THROW(colony::run([]() -> int { throw std::out_of_range("x"); }, {.max_procs = GetParam()}),
+               std::out_of_range);
+}
+
+TEST_P(Sched, MaxProcsAndIds) {
+  run_fibers([&] {
+    EXPECT_EQ(colony::max_procs(), GetParam());
+    EXPECT_TRUE(colony::this_fiber::in_fiber());
+    std::uint64_t me = colony::this_fiber::id();
+    EXPECT_NE(me, 0u);
+    auto other = colony::spawn([] { return colony::this_fiber::id(); });
+    EXPECT_NE(other.get(), me);
+  });
+}
+
+// Every spawned fiber runs exactly once.
+TEST_P(Sched, EverySpawnRunsExactlyOnce) {
+  const int n = static_cast<int>(1'000'000 * colony::testing::stress_scale());
+  run_fibers([&] {
+    std::vector<std::uint8_t> ran(static_cast<std::size_t>(n), 0);
+    Latch done(n);
+    for (int i = 0; i < n; ++i)
+      colony::go([&ran, &done, i] {
+        ++ran[static_cast<std::size_t>(i)];
+        done.count_down();
+      });
+    done.wait();
+    // Give any double run a chance to happen before checking.
+    colony::this_fiber::sleep_for(1ms);
+    for (int i = 0; i < n; ++i) ASSERT_EQ(ran[static_cast<std::size_t>(i)], 1) << "fiber " << i;
+  });
+}
+
+// A fiber spawning CPU-bound work on one P sees other Ps take it: by stealing while the work
+// fits in the local run queue, and through the global queue once it overflows.
+TEST_P(Sched, WorkIsStolen) {
+  if (GetParam() < 2) GTEST_SKIP() << "needs two processors";
+  run_fibers([&] {
+    auto burn = [](int iters) {
+      volatile std::uint64_t x = 0;
+      for (int k = 0; k < iters; ++k) x = x + static_cast<std::uint64_t>(k);
+    };
+    // Phase 1: 200 tasks fit in the spawning P's ring (256): others can only steal them.
+    {
+      std::mutex mu;
+      std::set<std::thread::id> threads;
+      Latch done(200);
+      auto before = colony::stats().total.stolen;
+      for (int i = 0; i < 200; ++i)
+        colony::go([&] {
+          burn(200000);
+          {
+            std::lock_guard<std::mutex> lk(mu);
+            threads.insert(std::this_thread::get_id());
+          }
+          done.count_down();
+        });
+      done.wait();
+      EXPECT_GT(colony::stats().total.stolen, before) << "no fiber was stolen";
+      EXPECT_GE(threads.size(), 2u) << "all work ran on one thread";
+    }
+    // Phase 2: 10k tasks overflow to the global queue as well.
+    {
+      std::mutex mu;
+      std::set<std::thread::id> threads;
+      Latch done(10000);
+      for (int i = 0; i < 10000; ++i)
+        colony::go([&] {
+          burn(20000);
+          {
+            std::lock_guard<std::mutex> lk(mu);
+            threads.insert(std::this_thread::get_id());
+          }
+          done.count_down();
+        });
+      done.wait();
+      EXPECT_GE(threads.size(), 2u) << "all work ran on one thread";
+    }
+  });
+}
+
+// A fiber readied by the running fiber runs next on the same P (runnext).
+TEST_P(Sched, RunnextKeepsPingPongLocal) {
+  run_fibers([&] {
+    constexpr int kRounds = 10000;
+    struct Baton {
+      colony::sched::SpinLock lock;
+      colony::sched::WaitList list;
+      bool set = false;
+      void pass() {
+        lock.lock();
+        if (colony::sched::Waiter* w = list.pop_front()) {
+          lock.unlock();
+          colony::sched::notify(*w);
+          return;
+        }
+        set = true;
+        lock.unlock();
+      }
+      void take() {
+        lock.lock();
+        if (set) {
+          set = false;
+          lock.unlock();
+          return;
+        }
+        colony::sched::Waiter w;
+        list.push_back(&w);
+        colony::sched::wait(w, lock, colony::sched::WaitReason::event);
+      }
+    };
+    Baton ping, pong;
+    std::atomic<int> same_thread{0};
+    auto partner = colony::spawn([&] {
+      for (int i = 0; i < kRounds; ++i) {
+        ping.take();
+        pong.pass();
+      }
+    });
+    for (int i = 0; i < kRounds; ++i) {
+      auto before = std::this_thread::get_id();
+      ping.pass();
+      pong.take();
+      if (std::this_thread::get_id() == before) ++same_thread;
+    }
+    partner.get();
+    EXPECT_GT(same_thread.load(), kRounds * 8 / 10) << "ping-pong kept migrating between threads";
+  });
+}
+
+// A fiber that yields forever does not starve the others on its P, nor the global queue.
+TEST_P(Sched, YieldingFiberDoesNotStarveOthers) {
+  run_fibers([&] {
+    std::atomic<bool> stop{false};
+    auto hog = colony::spawn([&] {
+      while (!stop.load()) colony::this_fiber::yield();
+    });
+    // Local work.
+    Latch local(100);
+    for (int i = 0; i < 100; ++i) colony::go([&] { local.count_down(); });
+    local.wait();
+    // Work readied from a plain thread goes through the global queue.
+    colony::detail::FutureState<int> from_thread;
+    std::thread t([&] { from_thread.set_value(7); });
+    from_thread.wait();
+    EXPECT_EQ(from_thread.take(), 7);
+    // Fibers started from a plain thread into this runtime go through the global queue too.
+    auto* s = colony::sched::current_scheduler();
+    Latch outside(10);
+    std::thread t2([&] {
+      for (int i = 0; i < 10; ++i)
+        colony::detail::start_fiber(*s, {}, [&] { outside.count_down(); },
+                                    std::source_location::current());
+    });
+    outside.wait();
+    t.join();
+    t2.join();
+    stop = true;
+    hog.get();
+    EXPECT_GT(colony::stats().total.global_gets, 0u);
+  });
+}
+
+TEST_P(Sched, SleepIsAccurateEnough) {
+  run_fibers([&] {
+    for (auto d : {1ms, 5ms, 20ms}) {
+      auto t0 = std::chrono::steady_clock::now();
+      colony::this_fiber::sleep_for(d);
+      auto took = std::chrono::steady_clock::now() - t0;
+      EXPECT_GE(took, d);
+      EXPECT_LT(took, d + 500ms) << "sleep overslept grossly";
+    }
+    auto until = std::chrono::steady_clock::now() + 3ms;
+    colony::this_fiber::sleep_until(until);
+    EXPECT_GE(std::chrono::steady_clock::now(), until);
+    colony::this_fiber::sleep_for(0ms);   // behaves as a yield
+    colony::this_fiber::sleep_for(-5ms);
+  });
+}
+
+TEST_P(Sched, TenThousandConcurrentTimers) {
+  run_fibers([&] {
+    constexpr int kTimers = 10000;
+    Latch done(kTimers);
+    std::atomic<int> early{0};
+    for (int i = 0; i < kTimers; ++i)
+      colony::go([&, i] {
+        auto d = std::chrono::microseconds(100 * (i % 100) + 50);
+        auto t0 = std::chrono::steady_clock::now();
+        colony::this_fiber::sleep_for(d);
+        if (std::chrono::steady_clock::now() - t0 < d) ++early;
+        done.count_down();
+      });
+    done.wait();
+    EXPECT_EQ(early.load(), 0);
+    EXPECT_GE(colony::stats().total.timers_fired, static_cast<std::uint64_t>(kTimers));
+  });
+}
+
+// A timer whose P is busy running a fiber that never yields still fires: another P runs it.
+TEST_P(Sched, TimerOnBusyProcessorFiresOnTime) {
+  if (GetParam() < 2) GTEST_SKIP() << "needs two processors";
+  run_fibers([&] {
+    std::atomic<bool> stop{false};
+    auto spinner = colony::spawn([&] {
+      auto end = std::chrono::steady_clock::now() + 2s;
+      while (!stop.load() && std::chrono::steady_clock::now() < end) {
+      }
+    });
+    auto t0 = std::chrono::steady_clock::now();
+    colony::this_fiber::sleep_for(20ms);
+    auto took = std::chrono::steady_clock::now() - t0;
+    stop = true;
+    spinner.get();
+    EXPECT_LT(took, 1s) << "the timer waited for the busy fiber";
+  });
+}
+
+TEST_P(Sched, GoExceptionsGoToOnPanic) {
+  struct Seen {
+    std::mutex mu;
+    std::vector<std::string> what;
+    std::vector<std::uint64_t> ids;
+  } seen;
+  Latch done(2);
+  colony::Config cfg;
+  cfg.on_panic = [&](std::exception_ptr e, std::uint64_t id) {
+    std::lock_guard<std::mutex> lk(seen.mu);
+    seen.ids.push_back(id);
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      seen.what.push_back(ex.what());
+    } catch (int v) {
+      seen.what.push_back("int " + std::to_string(v));
+    }
+    done.count_down();
+  };
+  run_fibers(
+      [&] {
+        colony::go([] { throw std::runtime_error("boom"); });
+        colony::go([] { throw 42; });
+        done.wait();
+        colony::this_fiber::sleep_for(1ms);  // let the panicking fibers finish exiting
+      },
+      cfg);
+  std::sort(seen.what.begin(), seen.what.end());
+  ASSERT_EQ(seen.what.size(), 2u);
+  EXPECT_EQ(seen.what[0], "boom");
+  EXPECT_EQ(seen.what[1], "int 42");
+  EXPECT_NE(seen.ids[0], 0u);
+}
+
+TEST_P(Sched, SpawnExceptionsGoToTheFuture) {
+  run_fibers([&] {
+    auto a = colony::spawn([]() -> int { throw std::invalid_argument("bad"); });
+    auto b = colony::spawn([] { throw 7; });
+    auto c = colony::spawn([](int x, const std::string& s) { return s + std::to_string(x); }, 5,
+                           std::string("n="));
+    EXPECT_THROW(a.get(), std::invalid_argument);
+    try {
+      b.get();
+      ADD_FAILURE() << "no exception";
+    } catch (int v) {
+      EXPECT_EQ(v, 7);
+    }
+    EXPECT_EQ(c.get(), "n=5");
+    EXPECT_FALSE(c.valid());
+    EXPECT_THROW(c.get(), std::future_error);
+  });
+}
+
+TEST(SchedDeath, UnhandledPanicPrintsAndAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(colony::run([] {
+                 colony::go([] { throw std::runtime_error("kaboom"); });
+                 colony::this_fiber::sleep_for(1s);
+               }),
+               "panic in fiber [0-9]+: kaboom \\[spawned at .*sched_test.cpp:[0-9]+\\]");
+  EXPECT_DEATH(colony::run([] {
+                 colony::go([] { throw 42; });
+                 colony::this_fiber::sleep_for(1s);
+               }),
+               "panic in fiber [0-9]+: non-std exception of type int");
+}
+
+// A fiber that switches inside a catch block keeps its own exception; another fiber throwing
+// and catching meanwhile on the same thread does not disturb it.
+TEST_P(Sched, ExceptionStateTravelsWithTheFiber) {
+  run_fibers([&] {
+    std::atomic<int> ok{0};
+    Latch done(50);
+    for (int i = 0; i < 50; ++i)
+      colony::go([&, i] {
+        try {
+          throw std::runtime_error("mine " + std::to_string(i));
+        } catch (...) {
+          for (int k = 0; k < 5; ++k) {
+            colony::this_fiber::yield();
+            try {
+              throw 1;
+            } catch (int) {
+            }
+            colony::this_fiber::sleep_for(100us);
+          }
+          EXPECT_EQ(std::uncaught_exceptions(), 0);
+          try {
+            throw;  // rethrow the exception this fiber is handling
+          } catch (const std::runtime_error& e) {
+            if (std::string(e.what()) == "mine " + std::to_string(i)) ++ok;
+          }
+        }
+        done.count_down();
+      });
+    done.wait();
+    EXPECT_EQ(ok.load(), 50);
+  });
+}
+
+TEST_P(Sched, FutureWorksFromPlainThreads) {
+  run_fibers([&] {
+    auto fut = colony::spawn([] {
+      colony::this_fiber::sleep_for(5ms);
+      return 11;
+    });
+    colony::detail::FutureState<int> got;
+    std::thread t([&] {
+      EXPECT_EQ(fut.wait_for(0ms), std::future_status::timeout);
+      got.set_value(fut.get());  // blocks this thread, not a processor
+    });
+    got.wait();  // parks this fiber (joining the thread here would block the processor)
+    t.join();
+    EXPECT_EQ(got.take(), 11);
+    auto slow = colony::spawn([] { colony::this_fiber::sleep_for(200ms); });
+    EXPECT_EQ(slow.wait_for(1ms), std::future_status::timeout);  // parks this fiber with a timeout
+    EXPECT_EQ(slow.wait_for(5s), std::future_status::ready);
+  });
+}
+
+// Shutdown unwinds parked fibers (destructors run) and destroys fibers that never started.
+TEST_P(Sched, ShutdownUnwindsParkedFibers) {
+  static std::atomic<int> destroyed;
+  destroyed = 0;
+  struct Tracker {
+    bool armed = true;
+    Tracker() = default;
+    Tracker(Tracker&& o) noexcept : armed(o.armed) { o.armed = false; }
+    ~Tracker() {
+      if (armed) ++destroyed;
+    }
+  };
+  colony::run(
+      [] {
+        for (int i = 0; i < 20; ++i)  // sleeping for an hour
+          colony::go([t = Tracker()] { colony::this_fiber::sleep_for(1h); });
+        for (int i = 0; i < 20; ++i)  // parked with nobody to wake them
+          colony::go([t = Tracker()] {
+            colony::sched::park(nullptr, nullptr, colony::sched::WaitReason::event);
+          });
+        for (int i = 0; i < 20; ++i)  // waiting on futures that never complete
+          colony::go([t = Tracker()] {
+            colony::detail::FutureState<int> never;
+            never.wait();
+          });
+        colony::this_fiber::sleep_for(10ms);  // let them all park
+        for (int i = 0; i < 20; ++i)  // never started: main returns first (with 1 P at least)
+          colony::go([t = Tracker()] { colony::this_fiber::sleep_for(1h); });
+      },
+      {.max_procs = GetParam()});
+  EXPECT_EQ(destroyed.load(), 80);
+}
+
+TEST(SchedConfig, BadConfigurationIsRejected) {
+  EXPECT_THROW(colony::run([] {}, {.max_procs = -1}), std::invalid_argument);
+  EXPECT_THROW(colony::run([] {}, {.max_procs = 100000}), std::invalid_argument);
+  EXPECT_THROW(colony::run([] {}, {.stack_size = 100}), std::invalid_argument);
+  EXPECT_THROW(colony::run([] {}, {.guard_page_budget = -7}), std::invalid_argument);
+  colony::run([] {
+    EXPECT_THROW(colony::go(colony::SpawnOptions{.stack_size = 10}, [] {}), std::invalid_argument);
+    // A bigger per-spawn stack works.
+    auto f = colony::spawn(colony::SpawnOptions{.stack_size = 4 << 20}, [] {
+      volatile char big[2 << 20];
+      big[0] = 1;
+      big[sizeof big - 1] = 2;
+      return big[0] + big[sizeof big - 1];
+    });
+    EXPECT_EQ(f.get(), 3);
+  });
+  setenv("COLONY_MAXPROCS", "3", 1);
+  colony::run([] { EXPECT_EQ(colony::max_procs(), 3); });
+  setenv("COLONY_MAXPROCS", "zero", 1);
+  EXPECT_THROW(colony::run([] {}), std::invalid_argument);
+  unsetenv("COLONY_MAXPROCS");
+}
+
+TEST(SchedMisuse, ParkOutsideAFiberThrows) {
+  EXPECT_THROW(colony::sched::park(nullptr, nullptr, colony::sched::WaitReason::event),
+               std::logic_error);
+}
+
+TEST(DefaultRuntime, GoWorksFromMain) {
+  colony::detail::FutureState<int> st;
+  colony::go([&] { st.set_value(5); });
+  st.wait();
+  EXPECT_EQ(st.take(), 5);
+  auto f = colony::spawn([] { return colony::this_fiber::in_fiber(); });
+  EXPECT_TRUE(f.get());
+  EXPECT_FALSE(colony::this_fiber::in_fiber());
+  EXPECT_EQ(colony::this_fiber::id(), 0u);
+}
+
+#pragma GCC diagnostic ignored "-Winfinite-recursion"
+TEST(StackDeath, OverflowIsReportedClearly) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // Guarded stack: the guard page faults and the handler names the fiber.
+  EXPECT_DEATH(colony::run([] {
+                 struct R {
+                   static int down(int n) {
+                     volatile char pad[1024];
+                     pad[0] = static_cast<char>(n);
+                     return down(n + 1) + pad[0];
+                   }
+                 };
+                 colony::spawn([] { return R::down(0); }).get();
+               }, {.stack_size = 64 * 1024}),
+               "fiber [0-9]+ overflowed its [0-9]+-byte stack \\(spawned at .*sched_test.cpp");
+  // Unguarded stack: caught at the next switch.
+  EXPECT_DEATH(colony::run([] {
+                 struct R {
+                   static int down(int n) {
+                     volatile char pad[1024];
+                     pad[0] = static_cast<char>(n);
+                     if (n == 80) {
+                       colony::this_fiber::yield();
+                       return pad[0];
+                     }
+                     return down(n + 1) + pad[0];
+                   }
+                 };
+                 colony::spawn([] { return R::down(0); }).get();
+               }, {.stack_size = 64 * 1024, .guard_page_budget = 0}),
+               "fiber [0-9]+ overflowed");
+}
+
+}  // namespace

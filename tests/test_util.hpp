@@ -1,0 +1,81 @@
+// Shared helpers: every scheduler test runs once per processor count (1, 2, 4 and 8 on a 2-core
+// machine, so more Ps than cores is always covered), and fails if fibers are left behind.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include <colony/colony.hpp>
+
+#include "colony/future.hpp"
+
+namespace colony::testing {
+
+inline const std::vector<int>& proc_counts() {
+  static const std::vector<int> v{1, 2, 4, 8};
+  return v;
+}
+
+// stress_scale: COLONY_STRESS_SCALE (default 1.0) multiplies the size of stress tests.
+inline double stress_scale() {
+  const char* s = std::getenv("COLONY_STRESS_SCALE");
+  double v = s ? std::atof(s) : 1.0;
+  return v > 0 ? v : 1.0;
+}
+
+// Latch: counts down from n; wait() parks the fiber (or blocks the thread) until zero.
+class Latch {
+ public:
+  explicit Latch(std::int64_t n) : n_(n) {
+    if (n == 0) st_.set_value();
+  }
+  void count_down() {
+    if (n_.fetch_sub(1, std::memory_order_acq_rel) == 1) st_.set_value();
+  }
+  void wait() { st_.wait(); }
+  bool done() const { return st_.is_ready(); }
+
+ private:
+  std::atomic<std::int64_t> n_;
+  colony::detail::FutureState<void> st_;
+};
+
+inline long rss_kib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+class ProcsTest : public ::testing::TestWithParam<int> {
+ protected:
+  // run_fibers: runs fn as the main fiber of a fresh runtime with GetParam() processors and
+  // checks that, when fn returns, no other fiber is left alive.
+  template <class F>
+  void run_fibers(F&& fn, Config cfg = {}) {
+    cfg.max_procs = GetParam();
+    colony::run(
+        [&] {
+          fn();
+          // Fibers that signalled completion may still be on their way out: give them a
+          // moment (as goleak retries) before calling it a leak.
+          auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+          while (colony::num_fibers() > 1 && std::chrono::steady_clock::now() < deadline)
+            colony::this_fiber::sleep_for(std::chrono::microseconds(200));
+          EXPECT_EQ(colony::num_fibers(), 1) << "fibers leaked by the test";
+        },
+        cfg);
+  }
+};
+
+inline std::string procs_name(const ::testing::TestParamInfo<int>& info) {
+  return "P" + std::to_string(info.param);
+}
+
+}  // namespace colony::testing
