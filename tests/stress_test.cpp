@@ -54,7 +54,7 @@ TEST(StressParked, MillionParkedFibers) {
 // wake-up is lost (a lost one hangs the test) and every token is accounted for.
 TEST_P(Stress, NoLostWakeups) {
   const int kWorkers = 64;
-  const int kRounds = static_cast<int>(2000 * colony::testing::stress_scale());
+  const int kRounds = static_cast<int>(20000 * colony::testing::stress_scale());
   run_fibers([&] {
     struct Box {
       colony::sched::SpinLock lock;
@@ -86,9 +86,10 @@ TEST_P(Stress, NoLostWakeups) {
     Latch done(kWorkers + 2);
     for (int w = 0; w < kWorkers; ++w)
       colony::go([&, w] {
-        std::mt19937 rng(static_cast<unsigned>(w));
+        // Round r: worker w feeds box (w + r) % K, a permutation, so every box gets exactly
+        // one token per round and the slowest worker can always proceed.
         for (int r = 0; r < kRounds; ++r) {
-          boxes[rng() % kWorkers].put();
+          boxes[static_cast<std::size_t>((w + r) % kWorkers)].put();
           boxes[static_cast<std::size_t>(w)].take();
           if (r % 64 == 0) colony::this_fiber::yield();
         }
