@@ -221,7 +221,8 @@ TEST_P(Sched, TenThousandConcurrentTimers) {
       });
     done.wait();
     EXPECT_EQ(early.load(), 0);
-    EXPECT_GE(colony::stats().total.timers_fired, static_cast<std::uint64_t>(kTimers));
+    // Sleeps whose deadline passed before they parked do not need a timer.
+    EXPECT_GE(colony::stats().total.timers_fired, static_cast<std::uint64_t>(kTimers / 2));
   });
 }
 
@@ -439,6 +440,7 @@ TEST(DefaultRuntime, GoWorksFromMain) {
 
 #pragma GCC diagnostic ignored "-Winfinite-recursion"
 TEST(StackDeath, OverflowIsReportedClearly) {
+  if (colony::testing::kSanitized) GTEST_SKIP() << "the sanitizer reports stack overflows itself";
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   // Guarded stack: the guard page faults and the handler names the fiber.
   EXPECT_DEATH(colony::run([] {

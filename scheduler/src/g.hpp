@@ -42,6 +42,7 @@ struct alignas(64) G {
   std::uint64_t id = 0;
   Scheduler* sched = nullptr;
   G* schedlink = nullptr;                  // global run queue / free lists
+  G* cache_prev = nullptr;                 // global free cache (doubly linked)
   G* allg_next = nullptr;                  // registry of every G (append-only)
   // Stack: [lo, hi) is the usable stack; the control block and callable sit just below hi.
   char* stack_lo = nullptr;

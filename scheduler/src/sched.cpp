@@ -198,6 +198,7 @@ Scheduler::~Scheduler() {
 
 void Scheduler::mstart(M* m) {
   set_current_m(m);
+  m->eh = eh_globals();
   StackPool::setup_thread_altstack();
 #if defined(COLONY_TSAN)
   m->g0.tsan_fiber = __tsan_get_current_fiber();
@@ -230,8 +231,8 @@ void Scheduler::execute(M* m, G* g) noexcept {
   m->curg = g;
   m->p->switches.inc();
   Post post{&m->g0, After::none, nullptr, nullptr};
-  ctx::transfer_t t = jump(&m->g0, g, &post, false);
-  finish_switch(&m->g0, t);
+  ctx::transfer_t t = jump(&m->g0, g, &post, false, m->eh);
+  finish_switch(m, &m->g0, t);  // g0 never changes threads: m is still current
 }
 
 void Scheduler::acquirep(M* m, P* p) noexcept {
@@ -316,7 +317,6 @@ void Scheduler::startm(P* p, bool spinning) noexcept {
 }
 
 void Scheduler::wakep() noexcept {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (npidle_.load() == 0 || nmspinning_.load() != 0) return;
   int expected = 0;
   if (!nmspinning_.compare_exchange_strong(expected, 1)) return;
@@ -631,8 +631,7 @@ top:
 // ---------------------------------------------------------------------------------------------
 // Switching.
 
-void Scheduler::switch_out(G* self, After after, UnlockFn unlock, void* arg) {
-  M* m = current_m();
+void Scheduler::switch_out(M* m, G* self, After after, UnlockFn unlock, void* arg) {
   P* p = m->p;
   StackPool::check(self, __builtin_frame_address(0));
   const bool stop = stopping_.load(std::memory_order_relaxed) && !unwinding_;
@@ -657,14 +656,15 @@ void Scheduler::switch_out(G* self, After after, UnlockFn unlock, void* arg) {
     to = &m->g0;
   }
   Post post{self, after, unlock, arg};
-  ctx::transfer_t t = jump(self, to, &post, after == After::exit);
-  finish_switch(self, t);
+  ctx::transfer_t t = jump(self, to, &post, after == After::exit, m->eh);
+  // Resumed, perhaps on another thread: `m` and `p` are stale, read the M again.
+  finish_switch(current_m(), self, t);
 }
 
-void Scheduler::finish_switch(G* self, ctx::transfer_t t) noexcept {
+void Scheduler::finish_switch(M* m, G* self, ctx::transfer_t t) noexcept {
   Post* post = static_cast<Post*>(t.data);
   G* prev = post->prev;
-  arrived(self, prev);
+  arrived(self, prev, m->eh);
   prev->ctx = t.fctx;
   // `post` lives on prev's stack: copy it out before prev can be resumed elsewhere.
   const After after = post->after;
@@ -675,24 +675,25 @@ void Scheduler::finish_switch(G* self, ctx::transfer_t t) noexcept {
       break;
     case After::yield:
       set_status(prev, GStatus::running, GStatus::runnable);
-      runq_put(current_m()->p, prev, false);
+      runq_put(m->p, prev, false);
       break;
     case After::park:
       if (unlock && !unlock(prev, arg)) {
         set_status(prev, GStatus::waiting, GStatus::runnable);
-        runq_put(current_m()->p, prev, true);
+        runq_put(m->p, prev, true);
       }
       break;
     case After::exit:
-      gfput(current_m()->p, prev);
+      gfput(m->p, prev);
       break;
   }
 }
 
 void Scheduler::fiber_main(ctx::transfer_t t) {
-  G* self = current_m()->curg;
+  M* m = current_m();
+  G* self = m->curg;
   Scheduler* s = self->sched;
-  s->finish_switch(self, t);
+  s->finish_switch(m, self, t);
   self->started = true;
   if (!s->unwinding_) {
     try {
@@ -715,7 +716,7 @@ void Scheduler::exit_g(G* self) noexcept {
   p->live.store(p->live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   set_status(self, GStatus::running, GStatus::dead);
   self->wait_reason = WaitReason::none;
-  switch_out(self, After::exit, nullptr, nullptr);
+  switch_out(m, self, After::exit, nullptr, nullptr);
   fatal("a dead fiber was resumed", self);
 }
 
@@ -726,15 +727,13 @@ G* Scheduler::gfget(P* p, StackClass* c) noexcept {
   if (c != stacks_.default_class() || !p) return nullptr;
   if (!p->gfree) {
     // Refill a batch from the class's global cache.
-    std::lock_guard<SpinLock> lk(c->lock);
-    while (c->free && p->ngfree < kGfreeMax / 2) {
-      G* g = c->free;
-      c->free = g->schedlink;
-      --c->nfree;
-      g->schedlink = p->gfree;
-      p->gfree = g;
-      ++p->ngfree;
+    G* batch[kGfreeMax / 2];
+    int n = stacks_.take_warm(c, batch, kGfreeMax / 2);
+    for (int i = 0; i < n; ++i) {
+      batch[i]->schedlink = p->gfree;
+      p->gfree = batch[i];
     }
+    p->ngfree += n;
   }
   G* g = p->gfree;
   if (g) {
@@ -1007,6 +1006,7 @@ void Scheduler::unwind_all() {
 #endif
   M* saved = current_m();
   set_current_m(&tm);
+  tm.eh = eh_globals();
   P* p0 = allp_[0].get();
   {
     std::lock_guard<std::mutex> lk(lock_);
@@ -1137,7 +1137,7 @@ void yield() {
   }
   Scheduler* s = self->sched;
   m->p->yields.inc();
-  s->switch_out(self, Scheduler::After::yield, nullptr, nullptr);
+  s->switch_out(m, self, Scheduler::After::yield, nullptr, nullptr);
   if (s->is_unwinding()) throw FiberUnwind{};
 }
 
@@ -1155,7 +1155,7 @@ void park(UnlockFn unlock, void* arg, WaitReason reason) {
   self->wait_since = coarse_now();
   set_status(self, GStatus::running, GStatus::waiting);
   m->p->parks.inc();
-  s->switch_out(self, Scheduler::After::park, unlock, arg);
+  s->switch_out(m, self, Scheduler::After::park, unlock, arg);
   self->wait_reason = WaitReason::none;
   if (s->is_unwinding()) throw FiberUnwind{};
 }

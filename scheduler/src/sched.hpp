@@ -24,6 +24,7 @@
 namespace colony::sched {
 
 struct M;
+struct EhGlobals;
 
 // Counter: written only by the M that holds the P (single writer), read by anyone.
 struct Counter {
@@ -66,6 +67,7 @@ struct M {
   Scheduler* sched = nullptr;
   G g0;                           // the scheduler context on this thread's own stack
   G* curg = nullptr;              // fiber running on this M (owner)
+  EhGlobals* eh = nullptr;        // this thread's C++ exception globals (looked up once)
   P* p = nullptr;                 // P held (owner)
   P* nextp = nullptr;             // P handed over by startm (Scheduler::lock_)
   bool spinning = false;          // looking for work to steal (counted in nmspinning_)
@@ -113,7 +115,8 @@ class Scheduler {
 
   // Called on a fiber: switch away. See sched.cpp.
   enum class After : std::uint8_t { none, yield, park, exit };
-  void switch_out(G* self, After after, UnlockFn unlock, void* arg);
+  // `m` is current_m(), read by the caller just before.
+  void switch_out(M* m, G* self, After after, UnlockFn unlock, void* arg);
 
   // Test hook: direct access for tests of queues and stealing.
   P* proc(int i) noexcept { return allp_[static_cast<std::size_t>(i)].get(); }
@@ -135,7 +138,7 @@ class Scheduler {
     void* arg;
   };
   static void fiber_main(boost::context::detail::transfer_t t);
-  void finish_switch(G* self, boost::context::detail::transfer_t t) noexcept;
+  void finish_switch(M* m, G* self, boost::context::detail::transfer_t t) noexcept;
   void execute(M* m, G* g) noexcept;   // on g0: run g until it switches back to g0
 
   void mstart(M* m);

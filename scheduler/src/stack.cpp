@@ -226,13 +226,28 @@ void StackPool::carve_slab(StackClass* c) {
   c->slab_stride = stride;
 }
 
+namespace {
+// Precondition: c->lock held.
+G* pop_warm(StackClass* c) noexcept {
+  G* g = c->warm;
+  if (!g) return nullptr;
+  c->warm = g->schedlink;
+  if (c->warm) c->warm->cache_prev = nullptr;
+  else c->warm_tail = nullptr;
+  g->schedlink = nullptr;
+  --c->nfree;
+  return g;
+}
+}  // namespace
+
 G* StackPool::alloc(StackClass* c, bool* fresh) {
   std::lock_guard<SpinLock> lk(c->lock);
-  if (G* g = c->free) {
-    c->free = g->schedlink;
-    --c->nfree;
+  *fresh = false;
+  if (G* g = pop_warm(c)) return g;
+  if (G* g = c->cold) {
+    c->cold = g->schedlink;
     g->schedlink = nullptr;
-    *fresh = false;
+    --c->nfree;
     return g;
   }
   if (c->slab_next == c->slab_end) carve_slab(c);
@@ -247,16 +262,31 @@ G* StackPool::alloc(StackClass* c, bool* fresh) {
   return g;
 }
 
+int StackPool::take_warm(StackClass* c, G** out, int max) noexcept {
+  std::lock_guard<SpinLock> lk(c->lock);
+  int n = 0;
+  while (n < max) {
+    G* g = pop_warm(c);
+    if (!g) break;
+    out[n++] = g;
+  }
+  return n;
+}
+
 void StackPool::release(G* g, std::int64_t now) noexcept {
   StackClass* c = g->stack_class;
   g->idle_since = now;
   std::lock_guard<SpinLock> lk(c->lock);
-  g->schedlink = c->free;
-  c->free = g;
+  g->cache_prev = nullptr;
+  g->schedlink = c->warm;
+  if (c->warm) c->warm->cache_prev = g;
+  else c->warm_tail = g;
+  c->warm = g;
   ++c->nfree;
 }
 
 std::int64_t StackPool::trim(std::int64_t cutoff) noexcept {
+  constexpr int kBatch = 1024;  // per class and call, so the class lock is never held long
   std::int64_t earliest = INT64_MAX;
   std::vector<StackClass*> classes;
   {
@@ -265,18 +295,37 @@ std::int64_t StackPool::trim(std::int64_t cutoff) noexcept {
   }
   const std::size_t page = page_size();
   for (StackClass* c : classes) {
-    std::lock_guard<SpinLock> lk(c->lock);
-    for (G* g = c->free; g; g = g->schedlink) {
-      if (g->trimmed) continue;
-      if (g->idle_since > cutoff) {
-        earliest = std::min(earliest, g->idle_since);
-        continue;
+    G* batch[kBatch];
+    int n = 0;
+    {
+      std::lock_guard<SpinLock> lk(c->lock);
+      while (n < kBatch && c->warm_tail && c->warm_tail->idle_since <= cutoff) {
+        G* g = c->warm_tail;
+        c->warm_tail = g->cache_prev;
+        if (c->warm_tail) c->warm_tail->schedlink = nullptr;
+        else c->warm = nullptr;
+        g->cache_prev = nullptr;
+        --c->nfree;
+        batch[n++] = g;
       }
+      if (c->warm_tail)
+        earliest = std::min(earliest, n == kBatch ? cutoff : c->warm_tail->idle_since);
+    }
+    for (int i = 0; i < n; ++i) {
+      G* g = batch[i];
       auto top_page = reinterpret_cast<std::uintptr_t>(g) & ~(page - 1);
       char* end = reinterpret_cast<char*>(top_page);
-      if (end > g->stack_lo) ::madvise(g->stack_lo, static_cast<std::size_t>(end - g->stack_lo),
-                                       MADV_DONTNEED);
+      if (end > g->stack_lo)
+        ::madvise(g->stack_lo, static_cast<std::size_t>(end - g->stack_lo), MADV_DONTNEED);
       g->trimmed = true;
+    }
+    if (n) {
+      std::lock_guard<SpinLock> lk(c->lock);
+      for (int i = 0; i < n; ++i) {
+        batch[i]->schedlink = c->cold;
+        c->cold = batch[i];
+        ++c->nfree;
+      }
     }
   }
   return earliest;

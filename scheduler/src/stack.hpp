@@ -21,7 +21,12 @@ namespace colony::sched {
 struct StackClass {
   std::size_t usable = 0;  // bytes from stack_lo to the slot top
   SpinLock lock;
-  G* free = nullptr;       // cached idle G's, most recently freed first
+  // Cached idle G's. `warm`: stacks still resident, most recently freed first (head) to oldest
+  // (tail), doubly linked so the trimmer takes the oldest from the tail in O(1) each.
+  // `cold`: stacks whose pages were given back; used when no warm one is left.
+  G* warm = nullptr;
+  G* warm_tail = nullptr;
+  G* cold = nullptr;
   std::size_t nfree = 0;
   // Carving state.
   char* slab_next = nullptr;   // next uncarved slot
@@ -43,7 +48,9 @@ class StackPool {
   // A G from the class's global cache, or freshly carved (constructed, status idle). `fresh`
   // reports a newly carved one (to be registered in allgs). Throws std::system_error.
   G* alloc(StackClass* c, bool* fresh);
-  // Return a batch of dead G's to their class's global cache.
+  // Up to `max` warm G's from the class's global cache (for a P's local cache).
+  int take_warm(StackClass* c, G** out, int max) noexcept;
+  // Return a dead G to its class's global cache.
   void release(G* g, std::int64_t now) noexcept;
   // Give back the pages of global-cache stacks idle since before `cutoff`. Returns the earliest
   // idle_since among those still untrimmed (or INT64_MAX).

@@ -35,21 +35,22 @@ struct EhGlobals {
 // the compiler reuse one thread's address after the fiber moved to another thread).
 EhGlobals* eh_globals() noexcept;
 
-[[gnu::always_inline]] inline void eh_save(G* g) noexcept {
-  EhGlobals* e = eh_globals();
+// `e` is the running thread's EhGlobals, looked up once per M (M::eh) and re-read from the M
+// after every switch.
+[[gnu::always_inline]] inline void eh_save(G* g, EhGlobals* e) noexcept {
   g->eh_caught = e->caught;
   g->eh_uncaught = e->uncaught;
 }
-[[gnu::always_inline]] inline void eh_restore(G* g) noexcept {
-  EhGlobals* e = eh_globals();
+[[gnu::always_inline]] inline void eh_restore(G* g, EhGlobals* e) noexcept {
   e->caught = g->eh_caught;
   e->uncaught = g->eh_uncaught;
 }
 
 // jump: from the running context `from` to `to`. Returns when some context jumps back to
 // `from`, with the transfer that context sent. `dying`: `from` will never run again.
-[[gnu::always_inline]] inline ctx::transfer_t jump(G* from, G* to, void* data, bool dying) noexcept {
-  eh_save(from);
+[[gnu::always_inline]] inline ctx::transfer_t jump(G* from, G* to, void* data, bool dying,
+                                                  EhGlobals* eh) noexcept {
+  eh_save(from, eh);
 #if defined(COLONY_ASAN)
   __sanitizer_start_switch_fiber(dying ? nullptr : &from->asan_fake_stack, to->asan_stack_bottom,
                                  to->asan_stack_size);
@@ -64,8 +65,8 @@ EhGlobals* eh_globals() noexcept;
 }
 
 // arrived: first thing on `self`'s stack after a jump into it (after jump() returns, or at the
-// entry of a new fiber). `prev` is the context that jumped here.
-[[gnu::always_inline]] inline void arrived(G* self, G* prev) noexcept {
+// entry of a new fiber). `prev` is the context that jumped here; `eh` the thread's EhGlobals.
+[[gnu::always_inline]] inline void arrived(G* self, G* prev, EhGlobals* eh) noexcept {
 #if defined(COLONY_ASAN)
   const void* bottom = nullptr;
   std::size_t size = 0;
@@ -77,7 +78,7 @@ EhGlobals* eh_globals() noexcept;
 #else
   (void)prev;
 #endif
-  eh_restore(self);
+  eh_restore(self, eh);
 }
 
 inline void* make_context(void* sp_top, std::size_t size, void (*fn)(ctx::transfer_t)) {

@@ -1,0 +1,180 @@
+// colony's micro-benchmarks. Peers measured by the same harness live in peers_boost_fiber.cpp
+// (Boost.Fiber, raw Boost.Context) and bench/go (Go); bench/run.sh runs them all and prints
+// the ratios. Each benchmark starts its own runtime with colony::run.
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include <colony/colony.hpp>
+
+#include "colony/sched/wait.hpp"
+
+namespace {
+
+#if defined(COLONY_ASAN) || defined(COLONY_TSAN)
+const bool kWarned = [] {
+  std::fprintf(stderr, "*** WARNING: colony benchmarks built with a sanitizer: figures are meaningless ***\n");
+  return true;
+}();
+#endif
+
+// Latch: the benchmarks' way of waiting for N fibers (parks the waiting fiber).
+class Latch {
+ public:
+  explicit Latch(long n) : n_(n) {}
+  void count_down() {
+    if (n_.fetch_sub(1, std::memory_order_acq_rel) == 1) st_.set_value();
+  }
+  void wait() { st_.wait(); }
+
+ private:
+  std::atomic<long> n_;
+  colony::detail::FutureState<void> st_;
+};
+
+// Baton: hand-off between two fibers built on the scheduler's Waiter (one waiter at most).
+class Baton {
+ public:
+  void post() {
+    lock_.lock();
+    if (colony::sched::Waiter* w = list_.pop_front()) {
+      lock_.unlock();
+      colony::sched::notify(*w);
+      return;
+    }
+    set_ = true;
+    lock_.unlock();
+  }
+  void wait() {
+    lock_.lock();
+    if (set_) {
+      set_ = false;
+      lock_.unlock();
+      return;
+    }
+    colony::sched::Waiter w;
+    list_.push_back(&w);
+    colony::sched::wait(w, lock_, colony::sched::WaitReason::event);
+  }
+
+ private:
+  colony::sched::SpinLock lock_;
+  colony::sched::WaitList list_;
+  bool set_ = false;
+};
+
+long rss_kib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+// Two fibers on one P yielding to each other: one iteration = two yields (two switches).
+void BM_Colony_Yield(benchmark::State& state) {
+  colony::run(
+      [&] {
+        std::atomic<bool> stop{false};
+        colony::go([&] {
+          while (!stop.load(std::memory_order_relaxed)) colony::this_fiber::yield();
+        });
+        colony::this_fiber::yield();  // let the partner start
+        for (auto _ : state) colony::this_fiber::yield();
+        stop = true;
+      },
+      {.max_procs = 1});
+  state.counters["per_yield"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * 2, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_Colony_Yield)->UseRealTime();
+
+// 1M empty fibers spawned from one fiber, run and exited on all Ps (Go: go func(){wg.Done()}).
+void BM_Colony_Spawn(benchmark::State& state) {
+  constexpr long kN = 1'000'000;
+  colony::run([&] {
+    for (auto _ : state) {
+      Latch done(kN);
+      for (long i = 0; i < kN; ++i) colony::go([&done] { done.count_down(); });
+      done.wait();
+    }
+  });
+  state.counters["per_spawn"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * kN, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_Colony_Spawn)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(5);
+
+// skynet: a 10-way tree of fibers down to 1M leaves; each node returns the sum of its subtree.
+long skynet(long num, long size) {
+  if (size == 1) return num;
+  colony::Future<long> kids[10];
+  const long sub = size / 10;
+  for (long i = 0; i < 10; ++i) kids[i] = colony::spawn(skynet, num + i * sub, sub);
+  long sum = 0;
+  for (auto& k : kids) sum += k.get();
+  return sum;
+}
+
+void BM_Colony_Skynet(benchmark::State& state) {
+  colony::run([&] {
+    for (auto _ : state) {
+      long s = colony::spawn(skynet, 0L, 1'000'000L).get();
+      if (s != 499999500000L) state.SkipWithError("wrong skynet sum");
+    }
+  });
+}
+BENCHMARK(BM_Colony_Skynet)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(5);
+
+// Two fibers handing a baton back and forth: one iteration = one round trip (two hand-offs).
+void BM_Colony_PingPong(benchmark::State& state) {
+  colony::run([&] {
+    Baton ping, pong;
+    std::atomic<bool> stop{false};
+    auto partner = colony::spawn([&] {
+      for (;;) {
+        ping.wait();
+        if (stop.load(std::memory_order_relaxed)) return;
+        pong.post();
+      }
+    });
+    for (auto _ : state) {
+      ping.post();
+      pong.wait();
+    }
+    stop = true;
+    ping.post();
+    partner.get();
+  });
+}
+BENCHMARK(BM_Colony_PingPong)->UseRealTime();
+
+// N fibers parked on one event, then all woken. Reports resident bytes per parked fiber.
+void BM_Colony_Parked(benchmark::State& state) {
+  const long n = state.range(0);
+  double per_fiber = 0;
+  colony::run([&] {
+    for (auto _ : state) {
+      colony::detail::FutureState<void> gate;
+      Latch parked(n), finished(n);
+      long rss0 = rss_kib();
+      for (long i = 0; i < n; ++i)
+        colony::go([&] {
+          parked.count_down();
+          gate.wait();
+          finished.count_down();
+        });
+      parked.wait();
+      colony::this_fiber::sleep_for(std::chrono::milliseconds(5));
+      per_fiber = static_cast<double>(rss_kib() - rss0) * 1024.0 / static_cast<double>(n);
+      gate.set_value();
+      finished.wait();
+    }
+  });
+  state.counters["bytes_per_fiber"] = per_fiber;
+}
+BENCHMARK(BM_Colony_Parked)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+
+}  // namespace
