@@ -61,7 +61,7 @@ namespace colony::sched {
 namespace {
 
 constexpr std::uint32_t kMaxRunnextStreak = 32;  // then the local queue gets a turn
-constexpr int kGfreeMax = 64;                    // per-P cache of dead G's
+constexpr int kGfreeMax = 64;                    // per-P cache of dead G's (P::gcache)
 constexpr std::uint64_t kIdBlock = 1024;
 
 std::uint64_t xorshift(std::uint64_t& s) noexcept {
@@ -404,13 +404,15 @@ std::uint64_t Scheduler::new_id(P* p) noexcept {
   return p->id_next++;
 }
 
-void Scheduler::runq_put(P* p, G* g, bool next) noexcept {
+bool Scheduler::runq_put(P* p, G* g, bool next) noexcept {
   if (next) {
     G* old = p->runnext.exchange(g, std::memory_order_acq_rel);
-    if (!old) return;
+    if (!old) return false;
     g = old;  // kick the old runnext to the tail
   }
-  if (!p->runq.put(g)) runq_put_slow(p, g);
+  if (p->runq.put(g)) return false;
+  runq_put_slow(p, g);
+  return true;
 }
 
 void Scheduler::runq_put_slow(P* p, G* g) noexcept {
@@ -422,10 +424,8 @@ void Scheduler::runq_put_slow(P* p, G* g) noexcept {
       continue;
     }
     batch[n] = g;
-    for (std::uint32_t i = 0; i < n; ++i) batch[i]->schedlink = batch[i + 1];
-    batch[n]->schedlink = nullptr;
     std::lock_guard<std::mutex> lk(lock_);
-    glob_put_batch(batch[0], batch[n], static_cast<int>(n + 1));
+    glob_put(batch, static_cast<int>(n + 1));
     return;
   }
 }
@@ -445,12 +445,25 @@ G* Scheduler::runq_get(P* p) noexcept {
   return next;
 }
 
-void Scheduler::glob_put_batch(G* head, G* tail, int n) noexcept {
-  tail->schedlink = nullptr;
-  if (runq_tail_) runq_tail_->schedlink = head;
-  else runq_head_ = head;
-  runq_tail_ = tail;
+void Scheduler::glob_put(G* const* gs, int n) noexcept {
+  std::size_t size = static_cast<std::size_t>(runq_size_.load(std::memory_order_relaxed));
+  if (size + static_cast<std::size_t>(n) > gq_.size()) {
+    std::vector<G*> bigger(std::max(gq_.size() * 2, size + static_cast<std::size_t>(n)));
+    for (std::size_t i = 0; i < size; ++i) bigger[i] = gq_[(gq_head_ + i) % gq_.size()];
+    gq_.swap(bigger);
+    gq_head_ = 0;
+  }
+  const std::size_t cap = gq_.size();
+  for (int i = 0; i < n; ++i) gq_[(gq_head_ + size + static_cast<std::size_t>(i)) % cap] = gs[i];
   runq_size_.fetch_add(n);
+}
+
+G* Scheduler::glob_pop() noexcept {
+  if (runq_size_.load(std::memory_order_relaxed) == 0) return nullptr;
+  G* g = gq_[gq_head_];
+  gq_head_ = (gq_head_ + 1) % gq_.size();
+  runq_size_.fetch_sub(1);
+  return g;
 }
 
 // glob_get: take a fair share of the global queue: one to run, the rest into p's local queue.
@@ -460,21 +473,13 @@ G* Scheduler::glob_get(P* p, int max) noexcept {
   int n = std::min(size, size / nprocs_ + 1);
   if (max > 0) n = std::min(n, max);
   n = std::min(n, static_cast<int>(RunQueue<G>::kCapacity / 2));
-  runq_size_.fetch_sub(n);
-  G* g = runq_head_;
-  runq_head_ = g->schedlink;
+  G* g = glob_pop();
   for (int i = 1; i < n; ++i) {
-    G* g2 = runq_head_;
-    runq_head_ = g2->schedlink;
-    if (!p->runq.put(g2)) {  // cannot happen: the caller's queue had room; keep it global
-      g2->schedlink = runq_head_;
-      runq_head_ = g2;
-      runq_size_.fetch_add(n - i);
-      break;
-    }
+    G* g2 = gq_[gq_head_];
+    if (!p->runq.put(g2)) break;  // cannot happen: the caller's queue had room
+    gq_head_ = (gq_head_ + 1) % gq_.size();
+    runq_size_.fetch_sub(1);
   }
-  if (!runq_head_) runq_tail_ = nullptr;
-  g->schedlink = nullptr;
   p->global_gets.inc(static_cast<std::uint64_t>(n));
   return g;
 }
@@ -636,7 +641,7 @@ void Scheduler::switch_out(M* m, G* self, After after, UnlockFn unlock, void* ar
   StackPool::check(self, __builtin_frame_address(0));
   const bool stop = stopping_.load(std::memory_order_relaxed) && !unwinding_;
   G* next = stop ? nullptr : pick_local(p);
-  if (!next && after == After::yield && !stop) {
+  if (!next && (after == After::yield || after == After::yield_global) && !stop) {
     // A yield with nothing local to run: give the global queue its turn now (a lone fiber
     // yielding in a loop must not starve fibers readied from other threads), else carry on.
     ++p->schedtick;
@@ -677,6 +682,12 @@ void Scheduler::finish_switch(M* m, G* self, ctx::transfer_t t) noexcept {
       set_status(prev, GStatus::running, GStatus::runnable);
       runq_put(m->p, prev, false);
       break;
+    case After::yield_global: {
+      set_status(prev, GStatus::running, GStatus::runnable);
+      std::lock_guard<std::mutex> lk(lock_);
+      glob_put(&prev, 1);
+      break;
+    }
     case After::park:
       if (unlock && !unlock(prev, arg)) {
         set_status(prev, GStatus::waiting, GStatus::runnable);
@@ -725,59 +736,40 @@ void Scheduler::exit_g(G* self) noexcept {
 
 G* Scheduler::gfget(P* p, StackClass* c) noexcept {
   if (c != stacks_.default_class() || !p) return nullptr;
-  if (!p->gfree) {
-    // Refill a batch from the class's global cache.
-    G* batch[kGfreeMax / 2];
-    int n = stacks_.take_warm(c, batch, kGfreeMax / 2);
-    for (int i = 0; i < n; ++i) {
-      batch[i]->schedlink = p->gfree;
-      p->gfree = batch[i];
-    }
-    p->ngfree += n;
-  }
-  G* g = p->gfree;
-  if (g) {
-    p->gfree = g->schedlink;
-    --p->ngfree;
-    g->schedlink = nullptr;
-  }
-  return g;
+  if (p->ngcache == 0) p->ngcache = stacks_.take_magazine(c, p->gcache);
+  return p->ngcache ? p->gcache[--p->ngcache] : nullptr;
+}
+
+void Scheduler::note_released(std::int64_t now) noexcept {
+  std::int64_t t = now + std::chrono::nanoseconds(cfg_.stack_trim_after).count();
+  if (t < next_trim_.load(std::memory_order_relaxed)) next_trim_.store(t);
 }
 
 void Scheduler::gfput(P* p, G* g) noexcept {
   set_status(g, GStatus::dead, GStatus::idle);
   if (p && g->stack_class == stacks_.default_class()) {
-    g->schedlink = p->gfree;
-    p->gfree = g;
-    if (++p->ngfree < kGfreeMax) return;
-    // Move half to the global cache.
+    p->gcache[p->ngcache++] = g;
+    if (p->ngcache < kGfreeMax) return;
+    // Full: the newer half goes to the global cache as one magazine.
     std::int64_t now = coarse_now();
-    while (p->ngfree > kGfreeMax / 2) {
-      G* x = p->gfree;
-      p->gfree = x->schedlink;
-      --p->ngfree;
-      stacks_.release(x, now);
-    }
-    std::int64_t t = now + std::chrono::nanoseconds(cfg_.stack_trim_after).count();
-    if (t < next_trim_.load(std::memory_order_relaxed)) next_trim_.store(t);
+    stacks_.give_magazine(g->stack_class, p->gcache + kGfreeMax / 2, kGfreeMax / 2, now);
+    p->ngcache = kGfreeMax / 2;
+    note_released(now);
     return;
   }
   std::int64_t now = coarse_now();
   stacks_.release(g, now);
-  std::int64_t t = now + std::chrono::nanoseconds(cfg_.stack_trim_after).count();
-  if (t < next_trim_.load(std::memory_order_relaxed)) next_trim_.store(t);
+  note_released(now);
 }
 
 void Scheduler::gf_flush(P* p) noexcept {
-  if (!p->gfree) return;
+  if (p->ngcache == 0) return;
   std::int64_t now = coarse_now();
-  while (G* x = p->gfree) {
-    p->gfree = x->schedlink;
-    stacks_.release(x, now);
-  }
-  p->ngfree = 0;
-  std::int64_t t = now + std::chrono::nanoseconds(cfg_.stack_trim_after).count();
-  if (t < next_trim_.load(std::memory_order_relaxed)) next_trim_.store(t);
+  for (int i = 0; i < p->ngcache; i += Magazine::kSize)
+    stacks_.give_magazine(stacks_.default_class(), p->gcache + i,
+                          std::min(Magazine::kSize, p->ngcache - i), now);
+  p->ngcache = 0;
+  note_released(now);
 }
 
 G* Scheduler::new_g(const SpawnOptions& opts, std::size_t fn_size, std::size_t fn_align,
@@ -857,8 +849,18 @@ void Scheduler::start_g(G* g, FiberEntry entry) noexcept {
   if (p && !unwinding_) {
     p->spawns.inc();
     p->live.store(p->live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    runq_put(p, g, true);
+    const bool overflowed = runq_put(p, g, true);
     wakep();
+    // A fiber that has spawned more than its P's ring holds yields once, so that this P works
+    // through what it queued instead of letting an unbounded number of fibers (and stacks)
+    // pile up behind a producer that never blocks. Go gets the same effect from preempting a
+    // long-running goroutine; colony cannot preempt, so spawning is the preemption point.
+    // It queues behind the fibers it overflowed to the global queue (as Go's Gosched does), so
+    // they run before it spawns more, also with a single P.
+    if (overflowed && m->curg && !stopping_.load(std::memory_order_relaxed)) {
+      p->yields.inc();
+      switch_out(m, m->curg, After::yield_global, nullptr, nullptr);
+    }
     return;
   }
   if (p) {  // unwinding: counted on the adopting P
@@ -869,7 +871,7 @@ void Scheduler::start_g(G* g, FiberEntry entry) noexcept {
   outside_live_.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lk(lock_);
-    glob_put_batch(g, g, 1);
+    glob_put(&g, 1);
   }
   wakep();
 }
@@ -884,7 +886,7 @@ void Scheduler::ready_g(G* g, bool next) noexcept {
   }
   {
     std::lock_guard<std::mutex> lk(lock_);
-    glob_put_batch(g, g, 1);
+    glob_put(&g, 1);
   }
   wakep();
 }
@@ -1031,13 +1033,7 @@ void Scheduler::unwind_all() {
   }
   {
     std::lock_guard<std::mutex> lk(lock_);
-    while (runq_head_) {
-      G* g = runq_head_;
-      runq_head_ = g->schedlink;
-      pending.push_back(g);
-    }
-    runq_tail_ = nullptr;
-    runq_size_.store(0);
+    while (G* g = glob_pop()) pending.push_back(g);
   }
   for (;;) {
     for (G* g : pending) {

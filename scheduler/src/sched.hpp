@@ -49,8 +49,8 @@ struct alignas(64) P {
   std::uint32_t schedtick = 0;      // fibers scheduled; every 61st checks the global queue
   std::uint32_t runnext_streak = 0; // consecutive picks from runnext (bounded for fairness)
   std::uint64_t rng = 0;
-  G* gfree = nullptr;               // local cache of dead G's of the default stack class
-  int ngfree = 0;
+  G* gcache[64];                    // local cache of dead G's of the default stack class
+  int ngcache = 0;
   std::atomic<std::int64_t> live{0};  // fibers started here minus fibers that exited here
   std::uint64_t id_next = 0, id_end = 0;  // block of fiber ids reserved by this P
   // Timers (timer_lock): a 4-ary min-heap by `when`; timer0_when mirrors the minimum
@@ -114,7 +114,8 @@ class Scheduler {
   bool del_timer(Timer* t) noexcept;
 
   // Called on a fiber: switch away. See sched.cpp.
-  enum class After : std::uint8_t { none, yield, park, exit };
+  // yield_global: to the back of the global queue (behind everything already queued there).
+  enum class After : std::uint8_t { none, yield, yield_global, park, exit };
   // `m` is current_m(), read by the caller just before.
   void switch_out(M* m, G* self, After after, UnlockFn unlock, void* arg);
 
@@ -146,10 +147,11 @@ class Scheduler {
   G* find_runnable(M* m);              // on g0; blocks the M; null when stopping
   G* pick_local(P* p) noexcept;        // runnext / local / global every 61 ticks
   G* runq_get(P* p) noexcept;
-  void runq_put(P* p, G* g, bool next) noexcept;
+  bool runq_put(P* p, G* g, bool next) noexcept;  // true if the ring overflowed
   void runq_put_slow(P* p, G* g) noexcept;
   G* steal_work(M* m, std::int64_t now, bool* ran_timers) noexcept;
-  void glob_put_batch(G* head, G* tail, int n) noexcept;     // lock_ held
+  void glob_put(G* const* gs, int n) noexcept;               // lock_ held
+  G* glob_pop() noexcept;                                     // lock_ held
   G* glob_get(P* p, int max) noexcept;                        // lock_ held
   void wakep() noexcept;
   void startm(P* p, bool spinning) noexcept;
@@ -172,6 +174,7 @@ class Scheduler {
   G* gfget(P* p, StackClass* c) noexcept;
   void gfput(P* p, G* g) noexcept;
   void gf_flush(P* p) noexcept;
+  void note_released(std::int64_t now) noexcept;  // schedules the stack trimmer
 
   void unwind_all();
   [[noreturn]] void exit_g(G* self) noexcept;
@@ -183,9 +186,11 @@ class Scheduler {
   StackPool stacks_;
 
   std::mutex lock_;                    // "sched.lock"
-  G* runq_head_ = nullptr;             // global run queue (lock_)
-  G* runq_tail_ = nullptr;
-  std::atomic<int> runq_size_{0};
+  // Global run queue (lock_): a growable ring of pointers, so that moving a batch in or out
+  // never touches the G's themselves (each sits on its own stack page: a cache and TLB miss).
+  std::vector<G*> gq_ = std::vector<G*>(1024);
+  std::size_t gq_head_ = 0;
+  std::atomic<int> runq_size_{0};      // number of G's in gq_ (written under lock_)
   P* pidle_ = nullptr;                 // idle Ps (lock_)
   std::atomic<int> npidle_{0};
   M* midle_ = nullptr;                 // idle Ms (lock_)

@@ -167,7 +167,15 @@ StackPool::~StackPool() {
         g_guarded_slabs[i].base.store(nullptr, std::memory_order_release);
     ::munmap(s.base, s.len);
   }
-  for (auto& [size, c] : classes_) delete c;
+  for (auto& [size, c] : classes_) {
+    for (Magazine* lists : {c->warm, c->cold, c->spare}) {
+      while (Magazine* m = lists) {
+        lists = m->next;
+        delete m;
+      }
+    }
+    delete c;
+  }
 }
 
 StackClass* StackPool::class_for(std::size_t usable) {
@@ -227,28 +235,70 @@ void StackPool::carve_slab(StackClass* c) {
 }
 
 namespace {
-// Precondition: c->lock held.
-G* pop_warm(StackClass* c) noexcept {
-  G* g = c->warm;
-  if (!g) return nullptr;
-  c->warm = g->schedlink;
-  if (c->warm) c->warm->cache_prev = nullptr;
-  else c->warm_tail = nullptr;
-  g->schedlink = nullptr;
-  --c->nfree;
-  return g;
+
+// Preconditions below: c->lock held.
+Magazine* new_magazine(StackClass* c) {
+  if (Magazine* m = c->spare) {
+    c->spare = m->next;
+    m->next = m->prev = nullptr;
+    m->n = 0;
+    return m;
+  }
+  return new (std::nothrow) Magazine;
 }
+
+void push_warm(StackClass* c, Magazine* m) {
+  m->prev = nullptr;
+  m->next = c->warm;
+  if (c->warm) c->warm->prev = m;
+  else c->warm_tail = m;
+  c->warm = m;
+}
+
+Magazine* pop_warm(StackClass* c) {
+  Magazine* m = c->warm;
+  if (!m) return nullptr;
+  c->warm = m->next;
+  if (c->warm) c->warm->prev = nullptr;
+  else c->warm_tail = nullptr;
+  m->next = nullptr;
+  return m;
+}
+
+// Moves the G's of a magazine out, then recycles the magazine.
+int drain(StackClass* c, Magazine* m, G** out) {
+  int n = m->n;
+  for (int i = 0; i < n; ++i) out[i] = m->g[i];
+  c->nfree -= static_cast<std::size_t>(n);
+  m->n = 0;
+  m->next = c->spare;
+  c->spare = m;
+  return n;
+}
+
 }  // namespace
 
 G* StackPool::alloc(StackClass* c, bool* fresh) {
   std::lock_guard<SpinLock> lk(c->lock);
   *fresh = false;
-  if (G* g = pop_warm(c)) return g;
-  if (G* g = c->cold) {
-    c->cold = g->schedlink;
-    g->schedlink = nullptr;
+  if (c->partial.n == 0) {
+    // Refill the partial magazine from a warm, then a cold one.
+    Magazine* m = pop_warm(c);
+    if (!m && c->cold) {
+      m = c->cold;
+      c->cold = m->next;
+    }
+    if (m) {
+      for (int i = 0; i < m->n; ++i) c->partial.g[i] = m->g[i];
+      c->partial.n = m->n;
+      m->n = 0;
+      m->next = c->spare;
+      c->spare = m;
+    }
+  }
+  if (c->partial.n > 0) {
     --c->nfree;
-    return g;
+    return c->partial.g[--c->partial.n];
   }
   if (c->slab_next == c->slab_end) carve_slab(c);
   char* slot = c->slab_next;
@@ -262,31 +312,61 @@ G* StackPool::alloc(StackClass* c, bool* fresh) {
   return g;
 }
 
-int StackPool::take_warm(StackClass* c, G** out, int max) noexcept {
+int StackPool::take_magazine(StackClass* c, G** out) noexcept {
   std::lock_guard<SpinLock> lk(c->lock);
-  int n = 0;
-  while (n < max) {
-    G* g = pop_warm(c);
-    if (!g) break;
-    out[n++] = g;
+  if (Magazine* m = pop_warm(c)) return drain(c, m, out);
+  if (c->partial.n > 0) {
+    int n = c->partial.n;
+    for (int i = 0; i < n; ++i) out[i] = c->partial.g[i];
+    c->partial.n = 0;
+    c->nfree -= static_cast<std::size_t>(n);
+    return n;
   }
-  return n;
+  if (Magazine* m = c->cold) {
+    c->cold = m->next;
+    return drain(c, m, out);
+  }
+  return 0;
+}
+
+void StackPool::give_magazine(StackClass* c, G* const* gs, int n, std::int64_t now) noexcept {
+  std::lock_guard<SpinLock> lk(c->lock);
+  Magazine* m = new_magazine(c);
+  if (!m) {  // out of memory for the bookkeeping: keep them one at a time instead
+    for (int i = 0; i < n && c->partial.n < Magazine::kSize; ++i) {
+      c->partial.g[c->partial.n++] = gs[i];
+      ++c->nfree;
+    }
+    return;  // any others are leaked to the slab (still mapped, never reused)
+  }
+  for (int i = 0; i < n; ++i) m->g[i] = gs[i];
+  m->n = n;
+  m->idle_since = now;
+  c->nfree += static_cast<std::size_t>(n);
+  push_warm(c, m);
 }
 
 void StackPool::release(G* g, std::int64_t now) noexcept {
   StackClass* c = g->stack_class;
-  g->idle_since = now;
   std::lock_guard<SpinLock> lk(c->lock);
-  g->cache_prev = nullptr;
-  g->schedlink = c->warm;
-  if (c->warm) c->warm->cache_prev = g;
-  else c->warm_tail = g;
-  c->warm = g;
   ++c->nfree;
+  if (c->partial.n < Magazine::kSize) {
+    c->partial.g[c->partial.n++] = g;
+    return;
+  }
+  // The partial magazine is full: it becomes a warm magazine.
+  Magazine* m = new_magazine(c);
+  if (!m) return;
+  for (int i = 0; i < Magazine::kSize; ++i) m->g[i] = c->partial.g[i];
+  m->n = Magazine::kSize;
+  m->idle_since = now;
+  push_warm(c, m);
+  c->partial.g[0] = g;
+  c->partial.n = 1;
 }
 
 std::int64_t StackPool::trim(std::int64_t cutoff) noexcept {
-  constexpr int kBatch = 1024;  // per class and call, so the class lock is never held long
+  constexpr int kBatch = 64;  // magazines per class and call: the class lock is never held long
   std::int64_t earliest = INT64_MAX;
   std::vector<StackClass*> classes;
   {
@@ -295,36 +375,38 @@ std::int64_t StackPool::trim(std::int64_t cutoff) noexcept {
   }
   const std::size_t page = page_size();
   for (StackClass* c : classes) {
-    G* batch[kBatch];
+    Magazine* batch[kBatch];
     int n = 0;
     {
       std::lock_guard<SpinLock> lk(c->lock);
       while (n < kBatch && c->warm_tail && c->warm_tail->idle_since <= cutoff) {
-        G* g = c->warm_tail;
-        c->warm_tail = g->cache_prev;
-        if (c->warm_tail) c->warm_tail->schedlink = nullptr;
+        Magazine* m = c->warm_tail;
+        c->warm_tail = m->prev;
+        if (c->warm_tail) c->warm_tail->next = nullptr;
         else c->warm = nullptr;
-        g->cache_prev = nullptr;
-        --c->nfree;
-        batch[n++] = g;
+        m->prev = nullptr;
+        c->nfree -= static_cast<std::size_t>(m->n);
+        batch[n++] = m;
       }
       if (c->warm_tail)
         earliest = std::min(earliest, n == kBatch ? cutoff : c->warm_tail->idle_since);
     }
     for (int i = 0; i < n; ++i) {
-      G* g = batch[i];
-      auto top_page = reinterpret_cast<std::uintptr_t>(g) & ~(page - 1);
-      char* end = reinterpret_cast<char*>(top_page);
-      if (end > g->stack_lo)
-        ::madvise(g->stack_lo, static_cast<std::size_t>(end - g->stack_lo), MADV_DONTNEED);
-      g->trimmed = true;
+      for (int k = 0; k < batch[i]->n; ++k) {
+        G* g = batch[i]->g[k];
+        auto top_page = reinterpret_cast<std::uintptr_t>(g) & ~(page - 1);
+        char* end = reinterpret_cast<char*>(top_page);
+        if (end > g->stack_lo)
+          ::madvise(g->stack_lo, static_cast<std::size_t>(end - g->stack_lo), MADV_DONTNEED);
+        g->trimmed = true;
+      }
     }
     if (n) {
       std::lock_guard<SpinLock> lk(c->lock);
       for (int i = 0; i < n; ++i) {
-        batch[i]->schedlink = c->cold;
+        batch[i]->next = c->cold;
         c->cold = batch[i];
-        ++c->nfree;
+        c->nfree += static_cast<std::size_t>(batch[i]->n);
       }
     }
   }

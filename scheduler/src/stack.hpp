@@ -17,16 +17,28 @@
 
 namespace colony::sched {
 
-// StackClass: all stacks of one usable size; owns the global free cache of such G's.
+// Magazine: a batch of cached idle G's, moved between a P's local cache and its class's global
+// cache in O(1) (the G's themselves, each on its own stack page, are not touched on the way).
+struct Magazine {
+  static constexpr int kSize = 32;
+  G* g[kSize];
+  int n = 0;
+  std::int64_t idle_since = 0;   // when it entered the global cache
+  Magazine* next = nullptr;
+  Magazine* prev = nullptr;
+};
+
+// StackClass: all stacks of one usable size; owns the global cache of such G's.
 struct StackClass {
   std::size_t usable = 0;  // bytes from stack_lo to the slot top
   SpinLock lock;
-  // Cached idle G's. `warm`: stacks still resident, most recently freed first (head) to oldest
-  // (tail), doubly linked so the trimmer takes the oldest from the tail in O(1) each.
-  // `cold`: stacks whose pages were given back; used when no warm one is left.
-  G* warm = nullptr;
-  G* warm_tail = nullptr;
-  G* cold = nullptr;
+  // Warm magazines (stacks still resident), newest at the head; the trimmer takes the oldest
+  // from the tail, gives their pages back and moves them to `cold`.
+  Magazine* warm = nullptr;
+  Magazine* warm_tail = nullptr;
+  Magazine* cold = nullptr;
+  Magazine* spare = nullptr;     // empty magazines for reuse
+  Magazine partial;              // single G's released or taken one at a time
   std::size_t nfree = 0;
   // Carving state.
   char* slab_next = nullptr;   // next uncarved slot
@@ -48,9 +60,12 @@ class StackPool {
   // A G from the class's global cache, or freshly carved (constructed, status idle). `fresh`
   // reports a newly carved one (to be registered in allgs). Throws std::system_error.
   G* alloc(StackClass* c, bool* fresh);
-  // Up to `max` warm G's from the class's global cache (for a P's local cache).
-  int take_warm(StackClass* c, G** out, int max) noexcept;
-  // Return a dead G to its class's global cache.
+  // take_magazine: fills `out` (room for Magazine::kSize) with cached G's of class c, warm ones
+  // first; returns how many (0 if the cache is empty).
+  int take_magazine(StackClass* c, G** out) noexcept;
+  // give_magazine: returns n (<= Magazine::kSize) dead G's of class c to the global cache.
+  void give_magazine(StackClass* c, G* const* gs, int n, std::int64_t now) noexcept;
+  // release: returns one dead G to its class's global cache.
   void release(G* g, std::int64_t now) noexcept;
   // Give back the pages of global-cache stacks idle since before `cutoff`. Returns the earliest
   // idle_since among those still untrimmed (or INT64_MAX).

@@ -20,8 +20,11 @@ void spin_pause() noexcept {
 }
 
 void spin_backoff(int round) noexcept {
-  if (round < 10) {
-    for (int i = 0; i < (1 << round); ++i) spin_pause();
+  // Runtime critical sections are a few dozen instructions: spin for a few microseconds
+  // (exponential up to 64 pauses a round) before giving the CPU away.
+  if (round < 64) {
+    const int n = round < 6 ? (1 << round) : 64;
+    for (int i = 0; i < n; ++i) spin_pause();
   } else {
     ::sched_yield();
   }

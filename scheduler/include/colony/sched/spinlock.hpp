@@ -13,7 +13,8 @@ void spin_backoff(int round) noexcept;  // pause a while, then yield the thread
 class SpinLock {
  public:
   void lock() noexcept {
-    for (int round = 0;; ++round) {
+    int round = 0;
+    for (;;) {
       if (!locked_.exchange(true, std::memory_order_acquire)) return;
       while (locked_.load(std::memory_order_relaxed)) spin_backoff(round++);
     }
