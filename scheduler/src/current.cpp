@@ -1,6 +1,6 @@
 // The only thread_local of the scheduler: the calling thread's M. Read through a non-inlined
 // accessor with a compiler barrier, so no caller can keep a TLS address across a fiber switch
-// (a fiber may resume on another thread). See STYLE.md, "Pitfalls".
+// (a fiber may resume on another thread). See HACKING.md, "The rules".
 #include <cxxabi.h>
 
 #include "sched.hpp"

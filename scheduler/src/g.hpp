@@ -6,9 +6,9 @@
 // GStatus state machine, and who owns the stack in each state:
 //   idle     -> runnable   new_fiber + start_fiber           (in a free cache: nobody)
 //   runnable -> running    an M picks it from a run queue     (runnable: the queue holding it)
-//   running  -> runnable   yield, or park cancelled by unlock  (running: the M executing it)
+//   running  -> runnable   yield                              (running: the M executing it)
 //   running  -> waiting    park                               (waiting: the wait queue / timer
-//   waiting  -> runnable   ready                                that will ready it)
+//   waiting  -> runnable   ready, or park cancelled by unlock   that will ready it)
 //   running  -> dead       the entry function returned/threw   (dead: the scheduler, until the
 //   dead     -> idle       the stack is cached for reuse         next M frees it)
 // Transitions are single-writer by construction (the park-then-unlock protocol), so they are

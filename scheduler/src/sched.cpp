@@ -24,10 +24,13 @@
 // can be useful. The rule: ready() and start_fiber() put the fiber in a queue and then call
 // wakep(), which unparks an M only if there is an idle P and no M is spinning. A spinning M that
 // finds nothing releases its P, decrements nmspinning_ and THEN re-checks every P's queue (and
-// the global queue); if it finds work it takes an idle P and spins again. The readier's queue
-// write and load of nmspinning_, and the spinner's decrement and queue reads, are seq_cst, so at
-// least one of them sees the other: either the readier sees no spinner and wakes an M, or the
-// spinner sees the fiber. A spinning M that finds work stops spinning and, if it was the last
+// the global queue); if it finds work it takes an idle P and spins again. For the global queue
+// (fibers readied from plain threads) the readier's push (seq_cst RMW on runq_size_) and load of
+// nmspinning_, and the spinner's decrement and re-check, are seq_cst, so at least one sees the
+// other: either the readier sees no spinner and wakes an M, or the spinner sees the fiber. A
+// fiber readied onto the readier's own P needs no such guarantee: that P's M (awake, running
+// the readier) runs it anyway, so a missed wake-up costs parallelism, never the fiber; wakep()
+// therefore carries no fence on that hot path (as in Go). A spinning M that finds work stops spinning and, if it was the last
 // spinner, wakes another (reset_spinning), so bursts of new work are picked up by more Ms.
 //
 // Timers live in per-P heaps. A busy P runs its own expired timers at every scheduling point;
@@ -636,7 +639,8 @@ top:
 // ---------------------------------------------------------------------------------------------
 // Switching.
 
-void Scheduler::switch_out(M* m, G* self, After after, UnlockFn unlock, void* arg) {
+[[gnu::always_inline]] inline void Scheduler::switch_out(M* m, G* self, After after, UnlockFn unlock,
+                                                   void* arg) {
   P* p = m->p;
   StackPool::check(self, __builtin_frame_address(0));
   const bool stop = stopping_.load(std::memory_order_relaxed) && !unwinding_;

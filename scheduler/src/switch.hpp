@@ -1,6 +1,7 @@
 // The one switch site: the only code that touches Boost.Context, and the one place with the
 // sanitizer fiber annotations and the per-fiber C++ exception-state swap. Everything here is
-// always_inline into its two callers in sched.cpp (switch_to and the fiber entry trampoline).
+// always_inline into its callers in sched.cpp (Scheduler::execute on g0, Scheduler::switch_out on
+// a fiber, and the fiber entry trampoline fiber_main).
 //
 // Annotation order (see ../../docs/design.md, "Switching"):
 //   start_switch_fiber (ASan) + switch_to_fiber (TSan)   before the jump, on the old stack

@@ -54,7 +54,7 @@ enum class WaitReason : std::uint8_t {
 };
 std::string_view to_string(WaitReason r) noexcept;
 
-// GStatus: the fiber state machine; see sched.cpp for who owns the stack in each state.
+// GStatus: the fiber state machine; see g.hpp for who owns the stack in each state.
 enum class GStatus : std::uint8_t { idle, runnable, running, waiting, dead };
 std::string_view to_string(GStatus s) noexcept;
 
