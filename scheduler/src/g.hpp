@@ -64,6 +64,9 @@ struct alignas(64) G {
   const void* asan_stack_bottom = nullptr;
   std::size_t asan_stack_size = 0;
   void* tsan_fiber = nullptr;
+  // The control block ends at the very top of the slot, so an overflow of the stack in the slot
+  // above hits this word first.
+  std::uint64_t magic_tail = kGMagic;
 };
 
 inline bool g_is_fiber(const G* g) noexcept { return g && !g->is_g0; }

@@ -1013,6 +1013,7 @@ void Scheduler::unwind_all() {
   M* saved = current_m();
   set_current_m(&tm);
   tm.eh = eh_globals();
+  StackPool::setup_thread_altstack();  // a guard-page hit while unwinding is reported here too
   P* p0 = allp_[0].get();
   {
     std::lock_guard<std::mutex> lk(lock_);

@@ -138,7 +138,7 @@ void StackPool::setup_thread_altstack() {
 }
 
 void StackPool::report_overflow(const G* g, const void* sp) noexcept {
-  if (g->magic != kGMagic) {
+  if (g->magic != kGMagic || g->magic_tail != kGMagic) {
     char buf[256];
     int n = std::snprintf(buf, sizeof buf,
                           "colony: the control block of fiber stack slot at %p was overwritten: "
@@ -349,14 +349,15 @@ void StackPool::give_magazine(StackClass* c, G* const* gs, int n, std::int64_t n
 void StackPool::release(G* g, std::int64_t now) noexcept {
   StackClass* c = g->stack_class;
   std::lock_guard<SpinLock> lk(c->lock);
-  ++c->nfree;
   if (c->partial.n < Magazine::kSize) {
     c->partial.g[c->partial.n++] = g;
+    ++c->nfree;
     return;
   }
   // The partial magazine is full: it becomes a warm magazine.
   Magazine* m = new_magazine(c);
-  if (!m) return;
+  if (!m) return;  // no memory for bookkeeping: the stack stays mapped, unused
+  ++c->nfree;
   for (int i = 0; i < Magazine::kSize; ++i) m->g[i] = c->partial.g[i];
   m->n = Magazine::kSize;
   m->idle_since = now;

@@ -82,7 +82,7 @@ class StackPool {
   // magic intact. Aborts with a clear report otherwise.
   static void check(const G* g, const void* sp) noexcept {
     if (__builtin_expect(static_cast<const char*>(sp) < g->stack_lo + 256 ||
-                             g->magic != kGMagic, 0))
+                             g->magic != kGMagic || g->magic_tail != kGMagic, 0))
       report_overflow(g, sp);
   }
   [[noreturn]] static void report_overflow(const G* g, const void* sp) noexcept;

@@ -68,7 +68,7 @@ void Scheduler::add_timer_locked(P* p, Timer* t) noexcept {
   t->heap.store(p, std::memory_order_release);
   p->timers.push_back(t);
   sift_up(p->timers, p->timers.size() - 1);
-  p->timer0_when.store(p->timers[0]->when, std::memory_order_release);
+  p->timer0_when.store(p->timers[0]->when, std::memory_order_seq_cst);  // see earliest_timer
 }
 
 void Scheduler::add_timer(Timer* t) {
@@ -89,7 +89,7 @@ void Scheduler::add_timer(Timer* t) {
 
 // timers_changed: a timer due at `when` was added. Make sure some M will be awake by then.
 void Scheduler::timers_changed(std::int64_t when) noexcept {
-  std::int64_t until = timer_m_until_.load();
+  std::int64_t until = timer_m_until_.load();  // seq_cst: after the timer0_when store
   if (when >= until) return;  // the timer sleeper wakes up early enough
   if (until == INT64_MAX) {   // no M sleeps on timers: make sure one looks
     wakep();
@@ -127,7 +127,9 @@ std::int64_t Scheduler::run_timers(P* p, std::int64_t now) noexcept {
 
 std::int64_t Scheduler::earliest_timer() const noexcept {
   std::int64_t w = INT64_MAX;
-  for (const auto& p : allp_) w = std::min(w, p->timer0_when.load(std::memory_order_acquire));
+  // seq_cst, pairing with the seq_cst store in add_timer_locked: an M that has stopped spinning
+  // and reads no timer here was still counted as spinning by the adder's wakep(), or sees it.
+  for (const auto& p : allp_) w = std::min(w, p->timer0_when.load(std::memory_order_seq_cst));
   return w;
 }
 
