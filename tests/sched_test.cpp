@@ -178,7 +178,7 @@ TEST_P(Sched, YieldingFiberDoesNotStarveOthers) {
     std::thread t2([&] {
       for (int i = 0; i < 10; ++i)
         colony::detail::start_fiber(*s, {}, [&] { outside.count_down(); },
-                                    std::source_location::current());
+                                    colony::SourceLocation::current());
     });
     outside.wait();
     t.join();
@@ -445,10 +445,12 @@ TEST(StackDeath, OverflowIsReportedClearly) {
   // Guarded stack: the guard page faults and the handler names the fiber.
   EXPECT_DEATH(colony::run([] {
                  struct R {
-                   static int down(int n) {
+                   [[gnu::noinline]] static int down(int n) {
                      volatile char pad[1024];
                      pad[0] = static_cast<char>(n);
-                     return down(n + 1) + pad[0];
+                     int r = down(n + 1);
+                     asm volatile("" : : "r"(&pad[0]) : "memory");  // keep every frame
+                     return r + pad[0];
                    }
                  };
                  colony::spawn([] { return R::down(0); }).get();
@@ -457,14 +459,16 @@ TEST(StackDeath, OverflowIsReportedClearly) {
   // Unguarded stack: caught at the next switch.
   EXPECT_DEATH(colony::run([] {
                  struct R {
-                   static int down(int n) {
+                   [[gnu::noinline]] static int down(int n) {
                      volatile char pad[1024];
                      pad[0] = static_cast<char>(n);
                      if (n == 80) {
                        colony::this_fiber::yield();
                        return pad[0];
                      }
-                     return down(n + 1) + pad[0];
+                     int r = down(n + 1);
+                     asm volatile("" : : "r"(&pad[0]) : "memory");  // keep every frame
+                     return r + pad[0];
                    }
                  };
                  colony::spawn([] { return R::down(0); }).get();

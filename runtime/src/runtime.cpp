@@ -65,7 +65,7 @@ std::exception_ptr unwound_error() {
       std::runtime_error("colony: the runtime shut down before the fiber finished"));
 }
 
-int run_impl(std::function<int()> main_fn, const Config& cfg, const std::source_location& loc) {
+int run_impl(std::function<int()> main_fn, const Config& cfg, const colony::SourceLocation& loc) {
   auto s = std::make_unique<sched::Scheduler>(cfg);
   auto st = std::make_shared<FutureState<int>>();
   {

@@ -17,7 +17,7 @@
 
 #include <atomic>
 #include <cstdint>
-#include <source_location>
+#include "colony/sched/source_location.hpp"
 
 #include "colony/sched/fiber.hpp"
 
@@ -53,7 +53,7 @@ struct alignas(64) G {
   FiberEntry entry{};
   void* fn = nullptr;
   bool fn_on_heap = false;
-  std::source_location site{};
+  colony::SourceLocation site{};
   std::int64_t wait_since = 0;             // nanotime() when it parked (for dumps)
   // Per-fiber C++ exception state (libstdc++/libc++abi keep caught exceptions per thread;
   // a fiber that switches inside a catch block must take its own with it).

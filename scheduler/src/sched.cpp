@@ -777,7 +777,7 @@ void Scheduler::gf_flush(P* p) noexcept {
 }
 
 G* Scheduler::new_g(const SpawnOptions& opts, std::size_t fn_size, std::size_t fn_align,
-                    void** storage, const std::source_location& site) {
+                    void** storage, const colony::SourceLocation& site) {
   if (stopping_.load(std::memory_order_acquire) && !unwinding_)
     throw std::runtime_error("colony: cannot start a fiber: the runtime has shut down");
   if (opts.stack_size != 0 && (opts.stack_size < 16 * 1024 || opts.stack_size > (std::size_t{1} << 30)))
@@ -1116,7 +1116,7 @@ Scheduler* current_scheduler() noexcept {
 }
 
 G* new_fiber(Scheduler& s, const SpawnOptions& opts, std::size_t fn_size, std::size_t fn_align,
-             void** fn_storage, const std::source_location& site) {
+             void** fn_storage, const colony::SourceLocation& site) {
   return s.new_g(opts, fn_size, fn_align, fn_storage, site);
 }
 void start_fiber(G* g, FiberEntry entry) noexcept { g->sched->start_g(g, entry); }

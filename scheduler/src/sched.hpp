@@ -106,7 +106,7 @@ class Scheduler {
 
   // Fiber operations (see fiber.hpp).
   G* new_g(const SpawnOptions& opts, std::size_t fn_size, std::size_t fn_align, void** storage,
-           const std::source_location& site);
+           const colony::SourceLocation& site);
   void start_g(G* g, FiberEntry entry) noexcept;
   void abandon_g(G* g) noexcept;
   void ready_g(G* g, bool next) noexcept;

@@ -9,14 +9,13 @@
 // use, with Config{}) when called from a plain thread. An exception escaping a `go` fiber goes to
 // Config::on_panic (by default: print and abort, as an unrecovered panic in Go); a `spawn`ed
 // fiber's exception goes to its Future. The spawn site is recorded for dumps and panics.
-// go and spawn are class templates so that a defaulted std::source_location can follow the
+// go and spawn are class templates so that a defaulted colony::SourceLocation can follow the
 // arguments; use them as functions.
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <new>
-#include <source_location>
 #include <stdexcept>
 #include <tuple>
 #include <type_traits>
@@ -24,6 +23,7 @@
 
 #include "colony/future.hpp"
 #include "colony/sched/fiber.hpp"
+#include "colony/sched/source_location.hpp"
 
 namespace colony {
 
@@ -31,7 +31,7 @@ namespace detail {
 
 template <class Fn>
 void start_fiber(sched::Scheduler& s, const SpawnOptions& opts, Fn&& fn,
-                 const std::source_location& loc) {
+                 const colony::SourceLocation& loc) {
   using F = std::decay_t<Fn>;
   void* storage = nullptr;
   sched::G* g = sched::new_fiber(s, opts, sizeof(F), alignof(F), &storage, loc);
@@ -96,17 +96,17 @@ struct go {
   static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>,
                 "colony::go: the function cannot be called with these arguments");
   explicit go(F&& f, Args&&... args,
-              const std::source_location& loc = std::source_location::current()) {
+              const colony::SourceLocation& loc = colony::SourceLocation::current()) {
     start({}, std::forward<F>(f), std::forward<Args>(args)..., loc);
   }
   go(const SpawnOptions& opts, F&& f, Args&&... args,
-     const std::source_location& loc = std::source_location::current()) {
+     const colony::SourceLocation& loc = colony::SourceLocation::current()) {
     start(opts, std::forward<F>(f), std::forward<Args>(args)..., loc);
   }
 
  private:
   static void start(const SpawnOptions& opts, F&& f, Args&&... args,
-                    const std::source_location& loc) {
+                    const colony::SourceLocation& loc) {
     detail::start_fiber(sched::current_or_default(), opts,
                         detail::Task<F, Args...>{std::forward<F>(f), {std::forward<Args>(args)...}},
                         loc);
@@ -122,16 +122,16 @@ template <class F, class... Args>
 struct spawn : Future<detail::spawn_result_t<F, Args...>> {
   using R = detail::spawn_result_t<F, Args...>;
   explicit spawn(F&& f, Args&&... args,
-                 const std::source_location& loc = std::source_location::current())
+                 const colony::SourceLocation& loc = colony::SourceLocation::current())
       : Future<R>(start({}, std::forward<F>(f), std::forward<Args>(args)..., loc)) {}
   spawn(const SpawnOptions& opts, F&& f, Args&&... args,
-        const std::source_location& loc = std::source_location::current())
+        const colony::SourceLocation& loc = colony::SourceLocation::current())
       : Future<R>(start(opts, std::forward<F>(f), std::forward<Args>(args)..., loc)) {}
 
  private:
   static std::shared_ptr<detail::FutureState<R>> start(const SpawnOptions& opts, F&& f,
                                                        Args&&... args,
-                                                       const std::source_location& loc) {
+                                                       const colony::SourceLocation& loc) {
     auto st = std::make_shared<detail::FutureState<R>>();
     detail::start_fiber(
         sched::current_or_default(), opts,

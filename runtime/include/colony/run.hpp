@@ -7,7 +7,7 @@
 #pragma once
 
 #include <functional>
-#include <source_location>
+#include "colony/sched/source_location.hpp"
 #include <type_traits>
 #include <utility>
 
@@ -16,12 +16,12 @@
 namespace colony {
 
 namespace detail {
-int run_impl(std::function<int()> main_fn, const Config& cfg, const std::source_location& loc);
+int run_impl(std::function<int()> main_fn, const Config& cfg, const colony::SourceLocation& loc);
 }
 
 template <class F>
 int run(F&& main_fn, const Config& cfg = {},
-        const std::source_location& loc = std::source_location::current()) {
+        const colony::SourceLocation& loc = colony::SourceLocation::current()) {
   using R = std::invoke_result_t<std::decay_t<F>>;
   static_assert(std::is_void_v<R> || std::is_convertible_v<R, int>,
                 "colony::run: main_fn must return void or int");

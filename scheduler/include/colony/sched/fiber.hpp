@@ -15,7 +15,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <source_location>
+#include "colony/sched/source_location.hpp"
 #include <string_view>
 
 #include "colony/sched/config.hpp"
@@ -79,7 +79,7 @@ Scheduler* current_scheduler() noexcept;
 // the caller constructs the callable at *fn_storage, then calls start_fiber. Throws
 // std::system_error if memory cannot be mapped, std::runtime_error if the runtime has shut down.
 G* new_fiber(Scheduler& s, const SpawnOptions& opts, std::size_t fn_size, std::size_t fn_align,
-             void** fn_storage, const std::source_location& site);
+             void** fn_storage, const colony::SourceLocation& site);
 // start_fiber: makes the fiber runnable (into the caller's P runnext, like Go's newproc).
 void start_fiber(G* g, FiberEntry entry) noexcept;
 // abandon_fiber: gives back a fiber from new_fiber whose callable could not be constructed.
