@@ -477,3 +477,72 @@ TEST(StackDeath, OverflowIsReportedClearly) {
 }
 
 }  // namespace
+
+namespace {
+
+// Cached stacks idle longer than Config::stack_trim_after give their pages back.
+TEST(StackTrim, IdleStacksAreGivenBack) {
+  colony::run(
+      [] {
+        constexpr int kFibers = 2000;
+        Latch done(kFibers);
+        colony::detail::FutureState<void> gate;
+        for (int i = 0; i < kFibers; ++i)
+          colony::go([&] {
+            volatile char use[64 * 1024];  // touch 64 KiB of this fiber's stack
+            for (std::size_t k = 0; k < sizeof use; k += 4096) use[k] = 1;
+            gate.wait();  // all alive at once, so each has its own stack
+            done.count_down();
+          });
+        colony::this_fiber::sleep_for(20ms);
+        long busy = colony::testing::rss_kib();
+        gate.set_value();
+        done.wait();
+        // Let every M go idle past the trim delay; the idle path trims.
+        long trimmed = busy;
+        for (int i = 0; i < 100 && trimmed > busy - 64 * kFibers / 2; ++i) {
+          colony::this_fiber::sleep_for(20ms);
+          trimmed = colony::testing::rss_kib();
+        }
+        EXPECT_LT(trimmed, busy - 64 * kFibers / 2)
+            << "RSS " << busy << " KiB with the stacks in use, " << trimmed << " KiB after idling";
+      },
+      {.max_procs = 2, .stack_trim_after = 10ms});
+}
+
+// The default runtime shuts down at exit: parked fibers are unwound (destructors run).
+TEST(DefaultRuntimeDeath, ExitUnwindsParkedFibers) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        struct Loud {
+          ~Loud() { std::fprintf(stderr, "unwound at exit\n"); }
+        };
+        colony::go([] {
+          Loud l;
+          colony::this_fiber::sleep_for(1h);
+        });
+        std::this_thread::sleep_for(50ms);
+        std::exit(3);
+      },
+      ::testing::ExitedWithCode(3), "unwound at exit");
+}
+
+// A fiber that never reaches a switch point does not hang the exit: after a grace of one
+// second the process exits without unwinding (it cannot stop a running fiber).
+TEST(DefaultRuntimeDeath, ExitDoesNotHangOnABusyFiber) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        colony::go([] {
+          for (;;) {  // never yields
+            asm volatile("");
+          }
+        });
+        std::this_thread::sleep_for(50ms);
+        std::exit(4);
+      },
+      ::testing::ExitedWithCode(4), "");
+}
+
+}  // namespace
