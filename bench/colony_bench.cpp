@@ -155,6 +155,52 @@ void BM_Colony_PingPong(benchmark::State& state) {
 }
 BENCHMARK(BM_Colony_PingPong)->UseRealTime();
 
+// Two fibers exchanging a value over two unbuffered channels: one iteration = one round trip.
+void BM_Colony_ChanPingPong(benchmark::State& state) {
+  colony::run([&] {
+    colony::Chan<long> ping, pong;
+    auto partner = colony::spawn([&] {
+      while (auto v = ping.recv()) pong.send(*v + 1);
+    });
+    long v = 0;
+    for (auto _ : state) {
+      ping.send(v);
+      v = *pong.recv();
+    }
+    ping.close();
+    partner.get();
+    benchmark::DoNotOptimize(v);
+  });
+}
+BENCHMARK(BM_Colony_ChanPingPong)->UseRealTime();
+
+// Buffered channel throughput: `range(0)` producer fibers, one consumer, 1M values in all.
+void BM_Colony_ChanBuffered(benchmark::State& state) {
+  const long producers = state.range(0);
+  constexpr long kValues = 1'000'000;
+  colony::run([&] {
+    for (auto _ : state) {
+      colony::Chan<long> ch(128);
+      Latch done(producers);
+      for (long p = 0; p < producers; ++p)
+        colony::go([&, p] {
+          for (long i = p; i < kValues; i += producers) ch.send(i);
+          done.count_down();
+        });
+      colony::go([&] {
+        done.wait();
+        ch.close();
+      });
+      long sum = 0;
+      for (long x : ch) sum += x;
+      if (sum != kValues * (kValues - 1) / 2) state.SkipWithError("lost values");
+    }
+  });
+  state.counters["per_value"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * kValues, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_Colony_ChanBuffered)->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+
 // N fibers parked on one event, then all woken. Reports resident bytes per parked fiber.
 void BM_Colony_Parked(benchmark::State& state) {
   const long n = state.range(0);

@@ -137,7 +137,7 @@ ROWS = [
      lambda c, p, g: gbench_time(p, "BM_BoostFiber_Skynet", "ms"),
      None),
     ("pingpong", "ns/round trip",
-     lambda c, p, g: gbench_time(c, "BM_Colony_PingPong", "ns"),
+     lambda c, p, g: gbench_time(c, "BM_Colony_ChanPingPong", "ns"),
      lambda c, p, g: go_value(g, "pingpong", "ns/op"),
      None, None),
     ("parked 1M", "bytes/fiber",
@@ -155,8 +155,8 @@ LEGEND = [
     "raw jump = one Boost.Context jump_fcontext, the floor",
     "spawn: 1M empty fibers started from one fiber and waited for, per fiber",
     "skynet 1M: 10-way tree of 1,111,111 fibers, each returning its subtree's sum, wall time per tree",
-    "pingpong: two fibers handing a value back and forth (colony: scheduler wait/notify baton; "
-    "Go: unbuffered channels), per round trip",
+    "pingpong: two fibers handing a value back and forth over two unbuffered channels "
+    "(colony::Chan, Go chan), per round trip",
     "parked 1M: resident memory per parked fiber with 1M fibers blocked (VmRSS delta)",
 ]
 

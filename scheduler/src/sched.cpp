@@ -699,6 +699,12 @@ void Scheduler::finish_switch(M* m, G* self, ctx::transfer_t t) noexcept {
       }
       break;
     case After::exit:
+#if defined(COLONY_TSAN)
+      // A dead fiber's TSan context still holds the frames it never returned from: give the
+      // next fiber on this stack a fresh one.
+      __tsan_destroy_fiber(prev->tsan_fiber);
+      prev->tsan_fiber = nullptr;
+#endif
       gfput(m->p, prev);
       break;
   }
@@ -794,15 +800,15 @@ G* Scheduler::new_g(const SpawnOptions& opts, std::size_t fn_size, std::size_t f
     g = stacks_.alloc(c, &fresh);
     if (fresh) {
       g->sched = this;
-#if defined(COLONY_TSAN)
-      g->tsan_fiber = __tsan_create_fiber(0);
-#endif
       std::lock_guard<std::mutex> lk(allg_lock_);
       g->allg_next = allg_;
       allg_ = g;
     }
   }
   if (g->magic != kGMagic) StackPool::report_overflow(g, nullptr);
+#if defined(COLONY_TSAN)
+  if (!g->tsan_fiber) g->tsan_fiber = __tsan_create_fiber(0);
+#endif
   g->id = new_id(p);
   g->started = false;
   g->trimmed = false;

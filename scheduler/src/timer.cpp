@@ -80,11 +80,13 @@ void Scheduler::add_timer(Timer* t) {
              ? m->p
              : allp_[timer_rr_.fetch_add(1, std::memory_order_relaxed) %
                      static_cast<std::uint32_t>(nprocs_)].get();
+  // Once in the heap the timer may fire, and its owner free it, at any moment: read it first.
+  const std::int64_t when = t->when;
   {
     std::lock_guard<SpinLock> lk(p->timer_lock);
     add_timer_locked(p, t);
   }
-  timers_changed(t->when);
+  timers_changed(when);
 }
 
 // timers_changed: a timer due at `when` was added. Make sure some M will be awake by then.

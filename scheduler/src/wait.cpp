@@ -131,8 +131,9 @@ void notify(Waiter& w) noexcept {
     ready(g);
     return;
   }
-  w.woken.store(1, std::memory_order_release);
-  futex_wake(&w.woken, 1);
+  std::atomic<std::uint32_t>* word = w.wake_word ? w.wake_word : &w.woken;
+  word->store(1, std::memory_order_release);
+  futex_wake(word, 1);
 }
 
 }  // namespace colony::sched

@@ -1,9 +1,11 @@
 // <colony/colony.hpp>: everything colony offers.
 #pragma once
 
+#include "colony/chan.hpp"
 #include "colony/future.hpp"
 #include "colony/go.hpp"
 #include "colony/run.hpp"
+#include "colony/select.hpp"
 #include "colony/stats.hpp"
 #include "colony/this_fiber.hpp"
 #include "colony/sched/config.hpp"

@@ -27,6 +27,11 @@ struct Waiter {
   bool timed_out = false;          // set when the deadline unlinked it
   void* data = nullptr;            // primitive-specific payload (e.g. a channel slot)
   std::uintptr_t tag = 0;          // primitive-specific (e.g. select case index)
+  std::uint8_t result = 0;         // primitive-specific outcome written by the notifier
+  // A waiter that is one of several cases of a select: the notifier must first win the
+  // select's claim (claim_select) and the blocked thread, if any, sleeps on `wake_word`.
+  struct SelectState* select = nullptr;
+  std::atomic<std::uint32_t>* wake_word = nullptr;
   SpinLock* lock = nullptr;        // set by wait(): for unlinking on timeout or unwind
   struct WaitList* list = nullptr; // likewise
 
@@ -36,6 +41,26 @@ struct Waiter {
   // Unlinks itself if still queued (a fiber unwound at shutdown while parked).
   ~Waiter();
 };
+
+// SelectState: shared by the Waiters of one select. Exactly one party claims it (done 0 -> 1):
+// a channel operation (which then records its Waiter as `winner`) or the select's timeout.
+struct SelectState {
+  std::atomic<std::uint32_t> done{0};
+  Waiter* winner = nullptr;
+  std::atomic<std::uint32_t> word{0};  // a blocked thread's futex word
+  bool timed_out = false;
+};
+
+// claim: for a waiter just popped from a wait list, whether the popper may wake it. Always true
+// for plain waiters; for select cases, true only for the first claim of that select.
+inline bool claim(Waiter* w) noexcept {
+  if (!w->select) return true;
+  std::uint32_t expected = 0;
+  if (!w->select->done.compare_exchange_strong(expected, 1, std::memory_order_acq_rel))
+    return false;
+  w->select->winner = w;
+  return true;
+}
 
 // WaitList: an intrusive FIFO of Waiters. Guarded by the owning primitive's lock.
 struct WaitList {
@@ -57,6 +82,12 @@ struct WaitList {
     Waiter* w = head;
     if (w) remove(w);
     return w;
+  }
+  // pop_claimed: the first waiter that may be woken (see claim); stale select cases are dropped.
+  Waiter* pop_claimed() noexcept {
+    while (Waiter* w = pop_front())
+      if (claim(w)) return w;
+    return nullptr;
   }
   void remove(Waiter* w) noexcept {
     if (w->prev) w->prev->next = w->next; else head = w->next;

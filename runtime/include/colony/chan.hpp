@@ -1,0 +1,297 @@
+// colony::Chan<T>: Go's channels for fibers and threads.
+//
+//   colony::Chan<int> ch(10);          // buffered (FIFO, 10 slots); Chan<int>() is unbuffered
+//   ch.send(1);                        // parks while full (a rendezvous when unbuffered)
+//   std::optional<int> v = ch.recv();  // parks while empty; nullopt once closed and drained
+//   ch.close();                        // wakes every receiver; parked senders throw
+//   for (int x : ch) ...               // receives until closed and drained
+//
+// A Chan is a handle: copies refer to the same channel (like a Go chan value). Operations park
+// a fiber (never its thread) and block a plain OS thread; both may use one channel at once.
+// Sending on a closed channel and closing one twice throw colony::ChannelClosed (Go panics).
+// The try_/_for/_until forms return a ChanStatus instead of blocking past their deadline.
+//
+// Semantics follow Go's chan.go: a send to a parked receiver copies straight into it and makes
+// it the next fiber to run on the sender's processor (runnext); likewise a receive from a parked
+// sender. Invariant (under the channel's lock): at least one of the send and receive queues is
+// empty; a buffered channel with parked senders is full, with parked receivers is empty.
+// Memory ordering: everything a sender did before send() is visible to the receiver after it
+// received that value.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+
+#include "colony/sched/fiber.hpp"
+#include "colony/sched/wait.hpp"
+
+namespace colony {
+
+// ChannelClosed: a send on a closed channel, or a second close.
+class ChannelClosed : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+// ChanStatus: outcome of the non-throwing channel operations (Boost.Fiber's channel_op_status).
+enum class ChanStatus { success, empty, full, closed, timeout };
+const char* to_string(ChanStatus s) noexcept;
+
+namespace detail {
+
+// Waiter::result values written by the party that completes a parked channel operation.
+inline constexpr std::uint8_t kChanDone = 1;
+inline constexpr std::uint8_t kChanClosed = 2;
+
+// ChanCore: the type-independent part of a channel. Guarded by `lock`.
+struct ChanCore {
+  explicit ChanCore(std::size_t capacity) : cap(capacity) {}
+  sched::SpinLock lock;
+  sched::WaitList recvq;   // parked receivers: Waiter::data -> std::optional<T>
+  sched::WaitList sendq;   // parked senders:   Waiter::data -> T (moved from)
+  std::size_t cap;
+  std::size_t count = 0;   // values in the buffer
+  bool closed = false;
+};
+
+template <class T>
+class ChanState : public ChanCore {
+ public:
+  explicit ChanState(std::size_t capacity)
+      : ChanCore(capacity), buf_(capacity ? new std::optional<T>[capacity] : nullptr) {}
+
+  // try_send_locked: with `lock` held; delivers v (moved from on success) to a parked receiver
+  // or the buffer. Returns success, full (would block) or closed. The receiver to wake, if
+  // any, is returned in *wake (notify it after unlocking).
+  ChanStatus try_send_locked(T& v, sched::Waiter** wake) {
+    if (closed) return ChanStatus::closed;
+    if (sched::Waiter* r = recvq.pop_claimed()) {
+      static_cast<std::optional<T>*>(r->data)->emplace(std::move(v));
+      r->result = kChanDone;
+      *wake = r;
+      return ChanStatus::success;
+    }
+    if (count < cap) {
+      buf_[(head_ + count) % cap].emplace(std::move(v));
+      ++count;
+      return ChanStatus::success;
+    }
+    return ChanStatus::full;
+  }
+
+  // try_recv_locked: with `lock` held; takes a value from the buffer (refilling it from a
+  // parked sender) or straight from a parked sender. Returns success, empty or closed (closed
+  // only once the buffer is drained). The sender to wake is returned in *wake.
+  ChanStatus try_recv_locked(std::optional<T>& out, sched::Waiter** wake) {
+    if (count > 0) {
+      out.emplace(std::move(*buf_[head_]));
+      buf_[head_].reset();
+      head_ = (head_ + 1) % cap;
+      --count;
+      if (sched::Waiter* s = sendq.pop_claimed()) {  // room now: take a parked sender's value
+        buf_[(head_ + count) % cap].emplace(std::move(*static_cast<T*>(s->data)));
+        ++count;
+        s->result = kChanDone;
+        *wake = s;
+      }
+      return ChanStatus::success;
+    }
+    if (sched::Waiter* s = sendq.pop_claimed()) {
+      out.emplace(std::move(*static_cast<T*>(s->data)));
+      s->result = kChanDone;
+      *wake = s;
+      return ChanStatus::success;
+    }
+    return closed ? ChanStatus::closed : ChanStatus::empty;
+  }
+
+ private:
+  std::unique_ptr<std::optional<T>[]> buf_;
+  std::size_t head_ = 0;
+};
+
+// close_core: marks closed and wakes every parked receiver (result closed, slot left empty) and
+// sender (result closed: its send throws). Throws ChannelClosed if already closed.
+void close_core(ChanCore& c);
+
+// Parks the caller on `w`, already linked into one of c's queues with c.lock held; returns
+// with the lock released. deadline_ns < 0: no deadline. Returns false on timeout.
+bool park_on(ChanCore& c, sched::Waiter& w, sched::WaitReason r, std::int64_t deadline_ns);
+
+inline std::int64_t deadline_after(std::chrono::nanoseconds d) {
+  return sched::nanotime() + (d.count() > 0 ? d.count() : 0);
+}
+template <class Clock, class Dur>
+std::int64_t deadline_at(std::chrono::time_point<Clock, Dur> t) {
+  auto steady = std::chrono::steady_clock::now() +
+                std::chrono::duration_cast<std::chrono::steady_clock::duration>(t - Clock::now());
+  return sched::to_nanotime(steady);
+}
+
+}  // namespace detail
+
+template <class T>
+class Chan {
+ public:
+  using value_type = T;
+
+  // Chan: a channel with `capacity` buffer slots; 0 (the default) makes it unbuffered.
+  explicit Chan(std::size_t capacity = 0)
+      : st_(std::make_shared<detail::ChanState<T>>(capacity)) {}
+
+  // send: delivers v, parking while the channel is full (or, unbuffered, until a receiver
+  // takes it). Throws ChannelClosed if the channel is or becomes closed.
+  void send(T v) {
+    if (send_impl(v, -1) == ChanStatus::closed)
+      throw ChannelClosed("colony::Chan: send on closed channel");
+  }
+  // try_send: never blocks. success, full, or closed.
+  ChanStatus try_send(T v) { return try_send_ref(v); }
+  // send_for / send_until: as send, giving up at the deadline (timeout). closed instead of
+  // throwing.
+  template <class Rep, class Period>
+  ChanStatus send_for(T v, std::chrono::duration<Rep, Period> d) {
+    return send_impl(v, detail::deadline_after(d));
+  }
+  template <class Clock, class Dur>
+  ChanStatus send_until(T v, std::chrono::time_point<Clock, Dur> t) {
+    return send_impl(v, detail::deadline_at(t));
+  }
+
+  // recv: the next value, parking while the channel is empty; nullopt once it is closed and
+  // drained.
+  std::optional<T> recv() {
+    std::optional<T> out;
+    recv_impl(out, -1);
+    return out;
+  }
+  // try_recv: never blocks. success (value in out), empty, or closed (and drained).
+  ChanStatus try_recv(T& out) {
+    std::optional<T> v;
+    ChanStatus s;
+    sched::Waiter* wake = nullptr;
+    {
+      std::lock_guard<sched::SpinLock> lk(st_->lock);
+      s = st_->try_recv_locked(v, &wake);
+    }
+    if (wake) sched::notify(*wake);
+    if (s == ChanStatus::success) out = std::move(*v);
+    return s;
+  }
+  // recv_for / recv_until: as recv, giving up at the deadline (timeout).
+  template <class Rep, class Period>
+  ChanStatus recv_for(T& out, std::chrono::duration<Rep, Period> d) {
+    return recv_into(out, detail::deadline_after(d));
+  }
+  template <class Clock, class Dur>
+  ChanStatus recv_until(T& out, std::chrono::time_point<Clock, Dur> t) {
+    return recv_into(out, detail::deadline_at(t));
+  }
+
+  // close: no more sends; receivers drain the buffer, then get nullopt / closed. Parked senders
+  // throw ChannelClosed. Closing twice throws ChannelClosed.
+  void close() { detail::close_core(*st_); }
+  bool is_closed() const {
+    std::lock_guard<sched::SpinLock> lk(st_->lock);
+    return st_->closed;
+  }
+  // size: values buffered now; capacity: buffer slots (0: unbuffered).
+  std::size_t size() const {
+    std::lock_guard<sched::SpinLock> lk(st_->lock);
+    return st_->count;
+  }
+  std::size_t capacity() const noexcept { return st_->cap; }
+
+  friend bool operator==(const Chan& a, const Chan& b) noexcept { return a.st_ == b.st_; }
+
+  // Range-for: receives until the channel is closed and drained.
+  class iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = T;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(Chan* c) : c_(c) { ++*this; }
+    T& operator*() { return *v_; }
+    iterator& operator++() {
+      v_ = c_->recv();
+      if (!v_) c_ = nullptr;
+      return *this;
+    }
+    bool operator==(const iterator& o) const noexcept { return c_ == o.c_; }
+
+   private:
+    Chan* c_ = nullptr;
+    std::optional<T> v_;
+  };
+  iterator begin() { return iterator(this); }
+  iterator end() { return iterator(); }
+
+  // For select (colony/select.hpp).
+  detail::ChanState<T>& state() const noexcept { return *st_; }
+
+ private:
+  ChanStatus try_send_ref(T& v) {
+    sched::Waiter* wake = nullptr;
+    ChanStatus s;
+    {
+      std::lock_guard<sched::SpinLock> lk(st_->lock);
+      s = st_->try_send_locked(v, &wake);
+    }
+    if (wake) sched::notify(*wake);
+    return s;
+  }
+
+  ChanStatus send_impl(T& v, std::int64_t deadline_ns) {
+    detail::ChanState<T>& c = *st_;
+    sched::Waiter* wake = nullptr;
+    c.lock.lock();
+    ChanStatus s = c.try_send_locked(v, &wake);
+    if (s != ChanStatus::full) {
+      c.lock.unlock();
+      if (wake) sched::notify(*wake);
+      return s;
+    }
+    sched::Waiter w;
+    w.data = &v;
+    c.sendq.push_back(&w);
+    if (!detail::park_on(c, w, sched::WaitReason::chan_send, deadline_ns))
+      return ChanStatus::timeout;
+    return w.result == detail::kChanDone ? ChanStatus::success : ChanStatus::closed;
+  }
+
+  ChanStatus recv_impl(std::optional<T>& out, std::int64_t deadline_ns) {
+    detail::ChanState<T>& c = *st_;
+    sched::Waiter* wake = nullptr;
+    c.lock.lock();
+    ChanStatus s = c.try_recv_locked(out, &wake);
+    if (s != ChanStatus::empty) {
+      c.lock.unlock();
+      if (wake) sched::notify(*wake);
+      return s;
+    }
+    sched::Waiter w;
+    w.data = &out;
+    c.recvq.push_back(&w);
+    if (!detail::park_on(c, w, sched::WaitReason::chan_receive, deadline_ns))
+      return ChanStatus::timeout;
+    return w.result == detail::kChanDone ? ChanStatus::success : ChanStatus::closed;
+  }
+
+  ChanStatus recv_into(T& out, std::int64_t deadline_ns) {
+    std::optional<T> v;
+    ChanStatus s = recv_impl(v, deadline_ns);
+    if (s == ChanStatus::success) out = std::move(*v);
+    return s;
+  }
+
+  std::shared_ptr<detail::ChanState<T>> st_;
+};
+
+}  // namespace colony

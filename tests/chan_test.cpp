@@ -1,0 +1,362 @@
+// Channels and select: Go semantics, over 1, 2, 4 and 8 processors, fibers and threads mixed.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_util.hpp"
+
+using namespace std::chrono_literals;
+using colony::Chan;
+using colony::ChanStatus;
+using colony::testing::Latch;
+using colony::testing::ProcsTest;
+
+namespace {
+
+class Channels : public ProcsTest {};
+INSTANTIATE_TEST_SUITE_P(Procs, Channels, ::testing::ValuesIn(colony::testing::proc_counts()),
+                         colony::testing::procs_name);
+
+TEST_P(Channels, UnbufferedIsARendezvousInOrder) {
+  run_fibers([&] {
+    Chan<int> ch;
+    EXPECT_EQ(ch.capacity(), 0u);
+    std::atomic<int> sent{0};
+    auto producer = colony::spawn([&] {
+      for (int i = 0; i < 10000; ++i) {
+        ch.send(i);
+        sent = i + 1;
+      }
+      ch.close();
+    });
+    colony::this_fiber::sleep_for(2ms);
+    EXPECT_LE(sent.load(), 1) << "an unbuffered send completed without a receiver";
+    int expect = 0;
+    for (int v : ch) EXPECT_EQ(v, expect++);
+    EXPECT_EQ(expect, 10000);
+    producer.get();
+  });
+}
+
+TEST_P(Channels, BufferedIsFifoAndBounded) {
+  run_fibers([&] {
+    Chan<std::string> ch(3);
+    EXPECT_EQ(ch.try_send("a"), ChanStatus::success);
+    EXPECT_EQ(ch.try_send("b"), ChanStatus::success);
+    ch.send("c");
+    EXPECT_EQ(ch.size(), 3u);
+    EXPECT_EQ(ch.try_send("d"), ChanStatus::full);
+    EXPECT_EQ(ch.send_for("d", 2ms), ChanStatus::timeout);
+    std::string out;
+    EXPECT_EQ(ch.try_recv(out), ChanStatus::success);
+    EXPECT_EQ(out, "a");
+    EXPECT_EQ(*ch.recv(), "b");
+    EXPECT_EQ(*ch.recv(), "c");
+    EXPECT_EQ(ch.try_recv(out), ChanStatus::empty);
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(ch.recv_for(out, 5ms), ChanStatus::timeout);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 5ms);
+    // A parked sender is moved into the buffer when a receiver makes room.
+    Chan<int> small(1);
+    small.send(1);
+    auto blocked = colony::spawn([&] { small.send(2); });
+    colony::this_fiber::sleep_for(1ms);
+    EXPECT_EQ(*small.recv(), 1);
+    blocked.get();
+    EXPECT_EQ(*small.recv(), 2);
+  });
+}
+
+TEST_P(Channels, MoveOnlyValues) {
+  run_fibers([&] {
+    Chan<std::unique_ptr<int>> ch(1), unbuf;
+    ch.send(std::make_unique<int>(7));
+    EXPECT_EQ(**ch.recv(), 7);
+    auto f = colony::spawn([&] { unbuf.send(std::make_unique<int>(9)); });
+    EXPECT_EQ(**unbuf.recv(), 9);
+    f.get();
+  });
+}
+
+TEST_P(Channels, CloseWakesEveryoneAndMisuseThrows) {
+  run_fibers([&] {
+    Chan<int> ch;
+    constexpr int kRecv = 20, kSend = 20;
+    std::atomic<int> got_nullopt{0}, threw{0};
+    Latch done(kRecv + kSend);
+    for (int i = 0; i < kRecv; ++i)
+      colony::go([&] {
+        if (!ch.recv()) ++got_nullopt;
+        done.count_down();
+      });
+    colony::this_fiber::sleep_for(2ms);
+    ch.close();
+    Chan<int> full(1);
+    full.send(0);
+    for (int i = 0; i < kSend; ++i)
+      colony::go([&] {
+        try {
+          full.send(1);
+        } catch (const colony::ChannelClosed&) {
+          ++threw;
+        }
+        done.count_down();
+      });
+    colony::this_fiber::sleep_for(2ms);
+    full.close();
+    done.wait();
+    EXPECT_EQ(got_nullopt.load(), kRecv);
+    EXPECT_EQ(threw.load(), kSend);
+    EXPECT_THROW(ch.send(1), colony::ChannelClosed);
+    EXPECT_THROW(ch.close(), colony::ChannelClosed);
+    EXPECT_EQ(ch.try_send(1), ChanStatus::closed);
+    // The buffered value survives the close and drains first.
+    EXPECT_EQ(full.recv(), std::optional<int>(0));
+    EXPECT_EQ(full.recv(), std::nullopt);
+    int out;
+    EXPECT_EQ(full.try_recv(out), ChanStatus::closed);
+  });
+}
+
+// Fibers and plain threads, producing and consuming on one channel: every value arrives once.
+TEST_P(Channels, MixedThreadsAndFibers) {
+  run_fibers([&] {
+    Chan<int> ch(GetParam() % 2 ? 0 : 16);
+    constexpr int kPer = 5000;
+    constexpr int kFiberProducers = 6, kThreadProducers = 2;
+    constexpr int kTotal = kPer * (kFiberProducers + kThreadProducers);
+    std::vector<std::atomic<int>> seen(kTotal);
+    std::atomic<long> received{0};
+    Latch producers(kFiberProducers + kThreadProducers);
+    auto consume = [&] {
+      while (auto v = ch.recv()) {
+        ++seen[static_cast<std::size_t>(*v)];
+        ++received;
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreadProducers; ++t)
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPer; ++i) ch.send((kFiberProducers + t) * kPer + i);
+        producers.count_down();
+      });
+    threads.emplace_back(consume);  // a thread consumer
+    std::vector<colony::Future<void>> consumers;
+    for (int c = 0; c < 3; ++c) consumers.push_back(colony::spawn(consume));
+    for (int p = 0; p < kFiberProducers; ++p)
+      colony::go([&, p] {
+        for (int i = 0; i < kPer; ++i) ch.send(p * kPer + i);
+        producers.count_down();
+      });
+    producers.wait();
+    ch.close();
+    for (auto& c : consumers) c.get();
+    colony::detail::FutureState<void> joined;
+    std::thread joiner([&] {
+      for (auto& t : threads) t.join();
+      joined.set_value();
+    });
+    joined.wait();
+    joiner.join();
+    EXPECT_EQ(received.load(), kTotal);
+    for (int i = 0; i < kTotal; ++i) ASSERT_EQ(seen[static_cast<std::size_t>(i)].load(), 1) << i;
+  });
+}
+
+TEST_P(Channels, DirectHandoffRunsTheReceiverNext) {
+  run_fibers([&] {
+    Chan<int> ping, pong;
+    constexpr int kRounds = 5000;
+    std::atomic<int> same{0};
+    auto partner = colony::spawn([&] {
+      while (auto v = ping.recv()) pong.send(*v + 1);
+    });
+    for (int i = 0; i < kRounds; ++i) {
+      auto before = std::this_thread::get_id();
+      ping.send(i);
+      EXPECT_EQ(*pong.recv(), i + 1);
+      if (before == std::this_thread::get_id()) ++same;
+    }
+    ping.close();
+    partner.get();
+    EXPECT_GT(same.load(), kRounds * 8 / 10);
+  });
+}
+
+TEST_P(Channels, SelectChoosesReadyCasesUniformly) {
+  run_fibers([&] {
+    Chan<int> a(1), b(1), c(1);
+    constexpr int kRounds = 30000;
+    int count[3] = {0, 0, 0};
+    for (int r = 0; r < kRounds; ++r) {
+      for (auto* ch : {&a, &b, &c})
+        if (ch->size() == 0) ch->send(r);
+      std::size_t i = colony::select(colony::on_recv(a), colony::on_recv(b), colony::on_recv(c));
+      ++count[i];
+    }
+    for (int k = 0; k < 3; ++k) {
+      EXPECT_GT(count[k], kRounds / 3 * 95 / 100) << "case " << k;
+      EXPECT_LT(count[k], kRounds / 3 * 105 / 100) << "case " << k;
+    }
+  });
+}
+
+TEST_P(Channels, SelectDefaultTimeoutSendAndClosed) {
+  run_fibers([&] {
+    Chan<int> in, out(1);
+    // Nothing ready: default.
+    bool def = false;
+    EXPECT_EQ(colony::select(colony::on_recv(in), colony::on_default([&] { def = true; })), 1u);
+    EXPECT_TRUE(def);
+    // Nothing ready: timeout.
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(colony::select(colony::on_recv(in), colony::on_timeout(5ms)), 1u);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 5ms);
+    // A send case with room.
+    bool sent = false;
+    EXPECT_EQ(colony::select(colony::on_recv(in), colony::on_send(out, 42, [&] { sent = true; })), 1u);
+    EXPECT_TRUE(sent);
+    EXPECT_EQ(*out.recv(), 42);
+    // A parked select woken by a sender, and by a receiver taking its send.
+    auto s1 = colony::spawn([&] {
+      int got = -1;
+      colony::select(colony::on_recv(in, [&](std::optional<int> v) { got = *v; }),
+                     colony::on_timeout(10s));
+      return got;
+    });
+    colony::this_fiber::sleep_for(1ms);
+    in.send(5);
+    EXPECT_EQ(s1.get(), 5);
+    Chan<int> unbuf;
+    auto s2 = colony::spawn([&] { return colony::select(colony::on_recv(in), colony::on_send(unbuf, 8)); });
+    colony::this_fiber::sleep_for(1ms);
+    EXPECT_EQ(*unbuf.recv(), 8);
+    EXPECT_EQ(s2.get(), 1u);
+    // Closed channels: a receive case gets nullopt, a send case throws.
+    Chan<int> closed;
+    closed.close();
+    std::optional<int> v = 1;
+    colony::select(colony::on_recv(closed, [&](std::optional<int> x) { v = x; }));
+    EXPECT_FALSE(v.has_value());
+    EXPECT_THROW(colony::select(colony::on_send(closed, 1)), colony::ChannelClosed);
+    // A select parked on a channel that gets closed.
+    Chan<int> later;
+    auto s3 = colony::spawn([&] {
+      bool was_closed = false;
+      colony::select(colony::on_recv(later, [&](std::optional<int> x) { was_closed = !x; }));
+      return was_closed;
+    });
+    colony::this_fiber::sleep_for(1ms);
+    later.close();
+    EXPECT_TRUE(s3.get());
+  });
+}
+
+TEST_P(Channels, SelectFromPlainThreads) {
+  run_fibers([&] {
+    Chan<int> a, b;
+    std::atomic<int> sum{0};
+    std::thread t([&] {
+      for (int i = 0; i < 1000; ++i)
+        colony::select(colony::on_recv(a, [&](std::optional<int> v) { sum += *v; }),
+                       colony::on_recv(b, [&](std::optional<int> v) { sum += *v; }));
+      EXPECT_EQ(colony::select(colony::on_recv(a), colony::on_timeout(2ms)), 1u);
+    });
+    for (int i = 0; i < 1000; ++i) (i % 2 ? a : b).send(i);
+    colony::detail::FutureState<void> joined;
+    std::thread joiner([&] {
+      t.join();
+      joined.set_value();
+    });
+    joined.wait();
+    joiner.join();
+    EXPECT_EQ(sum.load(), 999 * 1000 / 2);
+  });
+}
+
+// Many fibers selecting over many channels while others send: every value is received once.
+TEST_P(Channels, SelectStressNoLostValues) {
+  const int kValues = static_cast<int>(20000 * std::max(0.05, colony::testing::stress_scale()));
+  run_fibers([&] {
+    constexpr int kChans = 8, kSelectors = 16, kSenders = 8;
+    std::vector<Chan<int>> chans;
+    for (int i = 0; i < kChans; ++i) chans.emplace_back(i % 2 ? 4 : 0);
+    Chan<int> quit;
+    std::vector<std::atomic<int>> seen(static_cast<std::size_t>(kValues));
+    std::atomic<int> received{0};
+    Latch selectors(kSelectors), senders(kSenders);
+    for (int s = 0; s < kSelectors; ++s)
+      colony::go([&] {
+        bool stop = false;
+        auto on = [&](std::optional<int> v) {
+          if (v) {
+            ++seen[static_cast<std::size_t>(*v)];
+            ++received;
+          }
+        };
+        while (!stop)
+          colony::select(colony::on_recv(chans[0], on), colony::on_recv(chans[1], on),
+                         colony::on_recv(chans[2], on), colony::on_recv(chans[3], on),
+                         colony::on_recv(chans[4], on), colony::on_recv(chans[5], on),
+                         colony::on_recv(chans[6], on), colony::on_recv(chans[7], on),
+                         colony::on_recv(quit, [&](std::optional<int>) { stop = true; }));
+        selectors.count_down();
+      });
+    for (int s = 0; s < kSenders; ++s)
+      colony::go([&, s] {
+        for (int v = s; v < kValues; v += kSenders) chans[static_cast<std::size_t>(v % kChans)].send(v);
+        senders.count_down();
+      });
+    senders.wait();
+    while (received.load() < kValues) colony::this_fiber::sleep_for(100us);
+    quit.close();
+    selectors.wait();
+    for (int i = 0; i < kValues; ++i) ASSERT_EQ(seen[static_cast<std::size_t>(i)].load(), 1) << i;
+  });
+}
+
+TEST_P(Channels, ShutdownUnwindsFibersParkedOnChannels) {
+  static std::atomic<int> destroyed;
+  destroyed = 0;
+  struct Tracker {
+    ~Tracker() { ++destroyed; }
+  };
+  colony::run(
+      [] {
+        Chan<int> never, full(1);
+        full.send(0);
+        for (int i = 0; i < 10; ++i)
+          colony::go([never] {
+            Tracker t;
+            auto c = never;
+            c.recv();
+          });
+        for (int i = 0; i < 10; ++i)
+          colony::go([full] {
+            Tracker t;
+            auto c = full;
+            c.send(1);
+          });
+        for (int i = 0; i < 10; ++i)
+          colony::go([never, full] {
+            Tracker t;
+            colony::select(colony::on_recv(never), colony::on_send(full, 2));
+          });
+        colony::go([] {
+          Tracker t;
+          colony::select();  // select {}
+        });
+        colony::this_fiber::sleep_for(10ms);
+      },
+      {.max_procs = GetParam()});
+  EXPECT_EQ(destroyed.load(), 31);
+}
+
+}  // namespace
