@@ -175,9 +175,20 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default,
     } unwind{cleanup};
     sched::park(
         [](sched::G*, void* a) {
+          // Runs on the next stack. Once the first lock is released the select may be woken
+          // and its frame (ctx, locks) may vanish: copy what is needed first.
           auto* c = static_cast<Ctx*>(a);
+          const std::size_t nlocks = c->locks->v.size();
+          sched::SpinLock* small[16];
+          std::unique_ptr<sched::SpinLock*[]> big;
+          sched::SpinLock** ls = small;
+          if (nlocks > 16) {
+            big.reset(new sched::SpinLock*[nlocks]);
+            ls = big.get();
+          }
+          for (std::size_t i = 0; i < nlocks; ++i) ls[i] = c->locks->v[i];
           if (c->timer) sched::add_timer(c->timer);
-          c->locks->unlock();
+          for (std::size_t i = nlocks; i-- > 0;) ls[i]->unlock();
           return true;
         },
         &ctx, sched::WaitReason::select);
