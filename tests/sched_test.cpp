@@ -87,7 +87,9 @@ TEST_P(Sched, WorkIsStolen) {
       EXPECT_GT(colony::stats().total.stolen, before) << "no fiber was stolen";
       // Under a sanitizer and a loaded machine one thread may be starved by the OS long enough
       // for the other to steal its work back: only the steal itself is checked there.
-      if (!colony::testing::kSanitized) EXPECT_GE(threads.size(), 2u) << "all work ran on one thread";
+      if (!colony::testing::kSanitized) {
+        EXPECT_GE(threads.size(), 2u) << "all work ran on one thread";
+      }
     }
     // Phase 2: 10k tasks overflow to the global queue as well.
     {
@@ -104,7 +106,9 @@ TEST_P(Sched, WorkIsStolen) {
           done.count_down();
         });
       done.wait();
-      if (!colony::testing::kSanitized) EXPECT_GE(threads.size(), 2u) << "all work ran on one thread";
+      if (!colony::testing::kSanitized) {
+        EXPECT_GE(threads.size(), 2u) << "all work ran on one thread";
+      }
     }
   });
 }
