@@ -34,12 +34,13 @@ struct alignas(64) G {
   std::uint64_t magic = kGMagic;
   void* ctx = nullptr;                     // saved Boost.Context fcontext while switched out
   std::atomic<GStatus> status{GStatus::idle};
-  WaitReason wait_reason = WaitReason::none;
+  // Fields read by fiber dumps from other threads are relaxed atomics.
+  std::atomic<WaitReason> wait_reason{WaitReason::none};
   bool started = false;                    // entry function has begun running
   bool is_g0 = false;                      // an M's scheduler context on the thread stack
   bool guarded = false;                    // stack has a PROT_NONE guard page
   bool trimmed = false;                    // cached stack pages were given back (madvise)
-  std::uint64_t id = 0;
+  std::atomic<std::uint64_t> id{0};
   Scheduler* sched = nullptr;
   G* schedlink = nullptr;                  // global run queue / free lists
   G* cache_prev = nullptr;                 // global free cache (doubly linked)
@@ -53,8 +54,10 @@ struct alignas(64) G {
   FiberEntry entry{};
   void* fn = nullptr;
   bool fn_on_heap = false;
-  colony::SourceLocation site{};
-  std::int64_t wait_since = 0;             // nanotime() when it parked (for dumps)
+  std::atomic<const char*> site_file{""};      // spawn site
+  std::atomic<const char*> site_function{""};
+  std::atomic<unsigned> site_line{0};
+  std::atomic<std::int64_t> wait_since{0};  // coarse monotonic time it parked (for dumps)
   // Per-fiber C++ exception state (libstdc++/libc++abi keep caught exceptions per thread;
   // a fiber that switches inside a catch block must take its own with it).
   void* eh_caught = nullptr;
@@ -70,5 +73,6 @@ struct alignas(64) G {
 };
 
 inline bool g_is_fiber(const G* g) noexcept { return g && !g->is_g0; }
+inline std::uint64_t g_id(const G* g) noexcept { return g->id.load(std::memory_order_relaxed); }
 
 }  // namespace colony::sched

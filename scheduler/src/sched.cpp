@@ -61,6 +61,8 @@
 
 namespace colony::sched {
 
+void register_scheduler(Scheduler* s, bool add);
+
 namespace {
 
 constexpr std::uint32_t kMaxRunnextStreak = 32;  // then the local queue gets a turn
@@ -75,7 +77,7 @@ std::uint64_t xorshift(std::uint64_t& s) noexcept {
 }
 
 [[noreturn]] void fatal(const char* msg, const G* g) noexcept {
-  std::fprintf(stderr, "colony: fatal: %s (fiber %" PRIu64 ")\n", msg, g ? g->id : 0);
+  std::fprintf(stderr, "colony: fatal: %s (fiber %" PRIu64 ")\n", msg, g ? g_id(g) : 0);
   std::abort();
 }
 
@@ -186,11 +188,15 @@ Scheduler::Scheduler(const Config& cfg)
     allp_.push_back(std::move(p));
   }
   // All Ps start idle; the first ready fiber's wakep() starts an M.
-  std::lock_guard<std::mutex> lk(lock_);
-  for (int i = nprocs_ - 1; i >= 0; --i) pidle_put(allp_[static_cast<std::size_t>(i)].get());
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    for (int i = nprocs_ - 1; i >= 0; --i) pidle_put(allp_[static_cast<std::size_t>(i)].get());
+  }
+  register_scheduler(this, true);
 }
 
 Scheduler::~Scheduler() {
+  register_scheduler(this, false);
   if (!shutdown(-1)) return;  // not reached: an unbounded shutdown always completes
 #if defined(COLONY_TSAN)
   for_each_g([](G* g) {
@@ -736,7 +742,7 @@ void Scheduler::exit_g(G* self) noexcept {
   P* p = m->p;
   p->live.store(p->live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   set_status(self, GStatus::running, GStatus::dead);
-  self->wait_reason = WaitReason::none;
+  self->wait_reason.store(WaitReason::none, std::memory_order_relaxed);
   switch_out(m, self, After::exit, nullptr, nullptr);
   fatal("a dead fiber was resumed", self);
 }
@@ -809,11 +815,13 @@ G* Scheduler::new_g(const SpawnOptions& opts, std::size_t fn_size, std::size_t f
 #if defined(COLONY_TSAN)
   if (!g->tsan_fiber) g->tsan_fiber = __tsan_create_fiber(0);
 #endif
-  g->id = new_id(p);
+  g->id.store(new_id(p), std::memory_order_relaxed);
   g->started = false;
   g->trimmed = false;
-  g->wait_reason = WaitReason::none;
-  g->site = site;
+  g->wait_reason.store(WaitReason::none, std::memory_order_relaxed);
+  g->site_file.store(site.file_name(), std::memory_order_relaxed);
+  g->site_function.store(site.function_name(), std::memory_order_relaxed);
+  g->site_line.store(site.line(), std::memory_order_relaxed);
   g->eh_caught = nullptr;
   g->eh_uncaught = 0;
   g->asan_fake_stack = nullptr;
@@ -933,10 +941,10 @@ int Scheduler::num_threads() const noexcept {
 void Scheduler::panic(G* g, std::exception_ptr e) noexcept {
   if (cfg_.on_panic) {
     try {
-      cfg_.on_panic(e, g->id);
+      cfg_.on_panic(e, g_id(g));
       return;
     } catch (...) {
-      std::fprintf(stderr, "colony: fatal: Config::on_panic threw while handling a panic in fiber %" PRIu64 "\n", g->id);
+      std::fprintf(stderr, "colony: fatal: Config::on_panic threw while handling a panic in fiber %" PRIu64 "\n", g_id(g));
       std::abort();
     }
   }
@@ -956,8 +964,9 @@ void Scheduler::panic(G* g, std::exception_ptr e) noexcept {
       std::free(name);
     }
   }
-  std::fprintf(stderr, "panic in fiber %" PRIu64 ": %s [spawned at %s:%u]\n", g->id, what.c_str(),
-               g->site.file_name(), static_cast<unsigned>(g->site.line()));
+  std::fprintf(stderr, "panic in fiber %" PRIu64 ": %s [spawned at %s:%u]\n", g_id(g), what.c_str(),
+               g->site_file.load(std::memory_order_relaxed),
+               g->site_line.load(std::memory_order_relaxed));
   std::fflush(stderr);
   std::abort();
 }
@@ -1081,6 +1090,51 @@ void Scheduler::unwind_all() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Diagnostics. The registry of live runtimes exists only so that a SIGQUIT dump can find them.
+
+namespace {
+std::mutex g_registry_mu;
+std::vector<Scheduler*>& registry() {
+  static std::vector<Scheduler*> r;
+  return r;
+}
+}  // namespace
+
+void register_scheduler(Scheduler* s, bool add) {
+  std::lock_guard<std::mutex> lk(g_registry_mu);
+  auto& r = registry();
+  if (add) r.push_back(s);
+  else r.erase(std::remove(r.begin(), r.end(), s), r.end());
+}
+
+void for_each_scheduler(void (*fn)(Scheduler&, void*), void* arg) {
+  std::lock_guard<std::mutex> lk(g_registry_mu);
+  for (Scheduler* s : registry()) fn(*s, arg);
+}
+
+std::vector<FiberInfo> fibers(Scheduler& s) {
+  std::vector<FiberInfo> out;
+  const std::int64_t now = coarse_now();
+  s.for_each_g([&](G* g) {
+    GStatus st = g->status.load(std::memory_order_acquire);
+    if (st != GStatus::runnable && st != GStatus::running && st != GStatus::waiting) return;
+    FiberInfo fi;
+    fi.id = g_id(g);
+    fi.status = st;
+    if (st == GStatus::waiting) {
+      fi.reason = g->wait_reason.load(std::memory_order_relaxed);
+      fi.waited_ns = std::max<std::int64_t>(0, now - g->wait_since.load(std::memory_order_relaxed));
+    }
+    fi.file = g->site_file.load(std::memory_order_relaxed);
+    fi.line = g->site_line.load(std::memory_order_relaxed);
+    fi.function = g->site_function.load(std::memory_order_relaxed);
+    out.push_back(fi);
+  });
+  std::sort(out.begin(), out.end(), [](const FiberInfo& a, const FiberInfo& b) { return a.id < b.id; });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The functions of fiber.hpp.
 
 namespace {
@@ -1132,7 +1186,7 @@ G* current_g() noexcept {
   M* m = current_m();
   return m ? m->curg : nullptr;
 }
-std::uint64_t fiber_id(const G* g) noexcept { return g ? g->id : 0; }
+std::uint64_t fiber_id(const G* g) noexcept { return g ? g_id(g) : 0; }
 Scheduler& scheduler_of(const G* g) noexcept { return *g->sched; }
 
 void yield() {
@@ -1158,12 +1212,12 @@ void park(UnlockFn unlock, void* arg, WaitReason reason) {
     if (unlock) unlock(self, arg);
     throw FiberUnwind{};
   }
-  self->wait_reason = reason;
-  self->wait_since = coarse_now();
+  self->wait_reason.store(reason, std::memory_order_relaxed);
+  self->wait_since.store(coarse_now(), std::memory_order_relaxed);
   set_status(self, GStatus::running, GStatus::waiting);
   m->p->parks.inc();
   s->switch_out(m, self, Scheduler::After::park, unlock, arg);
-  self->wait_reason = WaitReason::none;
+  self->wait_reason.store(WaitReason::none, std::memory_order_relaxed);
   if (s->is_unwinding()) throw FiberUnwind{};
 }
 

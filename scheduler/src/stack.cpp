@@ -56,13 +56,14 @@ void write_report(const G* g, const char* what) {
   char buf[1024];
   std::size_t n = 0;
   put(buf, n, sizeof buf, "colony: fiber ");
-  put_u(buf, n, sizeof buf, g->id);
+  put_u(buf, n, sizeof buf, g_id(g));
   put(buf, n, sizeof buf, what);
   put_u(buf, n, sizeof buf, static_cast<unsigned long long>(g->stack_hi - g->stack_lo));
   put(buf, n, sizeof buf, "-byte stack (spawned at ");
-  put(buf, n, sizeof buf, g->site.file_name() ? g->site.file_name() : "?");
+  const char* file = g->site_file.load(std::memory_order_relaxed);
+  put(buf, n, sizeof buf, file ? file : "?");
   put(buf, n, sizeof buf, ":");
-  put_u(buf, n, sizeof buf, g->site.line());
+  put_u(buf, n, sizeof buf, g->site_line.load(std::memory_order_relaxed));
   put(buf, n, sizeof buf, "); raise SpawnOptions::stack_size or Config::stack_size\n");
   ssize_t r = ::write(2, buf, n);
   (void)r;

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include "colony/sched/source_location.hpp"
 #include <string_view>
+#include <vector>
 
 #include "colony/sched/config.hpp"
 
@@ -115,6 +116,21 @@ struct Timer {
 };
 void add_timer(Timer* t);
 bool del_timer(Timer* t) noexcept;
+
+// FiberInfo: one live fiber, for dumps. A snapshot: the fiber may have moved on since.
+struct FiberInfo {
+  std::uint64_t id = 0;
+  GStatus status = GStatus::idle;
+  WaitReason reason = WaitReason::none;  // when waiting
+  std::int64_t waited_ns = 0;            // when waiting: for how long (coarse clock)
+  const char* file = "";                 // spawn site
+  unsigned line = 0;
+  const char* function = "";
+};
+// fibers: every fiber of `s` that has started and not finished (runnable, running, waiting).
+std::vector<FiberInfo> fibers(Scheduler& s);
+// for_each_scheduler: every live runtime of the process (for SIGQUIT dumps).
+void for_each_scheduler(void (*fn)(Scheduler&, void*), void* arg);
 
 // Statistics of one processor (P). Counters only grow.
 struct ProcStats {

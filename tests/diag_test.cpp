@@ -1,0 +1,103 @@
+// Diagnostics: fiber dumps and the leak checker, on the classic goroutine leaks.
+#include <gtest/gtest-spi.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include <colony/testing/leak_check.hpp>
+
+#include "test_util.hpp"
+
+using namespace std::chrono_literals;
+using colony::Chan;
+using colony::testing::ProcsTest;
+
+namespace {
+
+class Diag : public ProcsTest {};
+INSTANTIATE_TEST_SUITE_P(Procs, Diag, ::testing::ValuesIn(colony::testing::proc_counts()),
+                         colony::testing::procs_name);
+
+TEST_P(Diag, DumpShowsStateWaitReasonAndSpawnSite) {
+  run_fibers([&] {
+    Chan<int> never, full(1);
+    full.send(0);
+    auto r = colony::spawn([&] { never.recv(); });
+    auto s = colony::spawn([&] { full.send(1); });
+    auto sel = colony::spawn([&] { colony::select(colony::on_recv(never), colony::on_send(full, 2)); });
+    auto sl = colony::spawn([] { colony::this_fiber::sleep_for(50ms); });
+    colony::this_fiber::sleep_for(10ms);
+    std::string dump = colony::fiber_dump();
+    EXPECT_NE(dump.find("[chan receive"), std::string::npos) << dump;
+    EXPECT_NE(dump.find("[chan send"), std::string::npos) << dump;
+    EXPECT_NE(dump.find("[select"), std::string::npos) << dump;
+    EXPECT_NE(dump.find("[sleep"), std::string::npos) << dump;
+    EXPECT_NE(dump.find("[running]"), std::string::npos) << dump;  // this fiber
+    EXPECT_NE(dump.find("diag_test.cpp:"), std::string::npos) << dump;
+    EXPECT_GE(colony::fibers().size(), 5u);
+    never.close();       // releases the receiver and the select
+    EXPECT_EQ(*full.recv(), 0);  // makes room: the parked sender's value moves in
+    r.get();
+    s.get();
+    sel.get();
+    sl.get();
+  });
+}
+
+// Runs `leaky` inside a LeakCheck and returns the failure messages it produced.
+std::vector<std::string> leak_failures(const std::function<void()>& leaky) {
+  ::testing::TestPartResultArray results;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ALL_THREADS, &results);
+    colony::testing::LeakCheck check(50ms);
+    leaky();
+  }
+  std::vector<std::string> out;
+  for (int i = 0; i < results.size(); ++i) out.push_back(results.GetTestPartResult(i).message());
+  return out;
+}
+
+TEST_P(Diag, LeakCheckCatchesTheClassicChannelLeaks) {
+  run_fibers([&] {
+    // 1. A receiver nobody sends to.
+    Chan<int> c1;
+    auto f1 = leak_failures([&] { colony::go([c1]() mutable { c1.recv(); }); });
+    ASSERT_EQ(f1.size(), 1u);
+    EXPECT_NE(f1[0].find("chan receive"), std::string::npos) << f1[0];
+    c1.close();  // the fix: close (or send)
+    EXPECT_TRUE(leak_failures([&] {
+                  Chan<int> c;
+                  colony::go([c]() mutable { c.recv(); });
+                  c.send(1);
+                }).empty());
+    // 2. A sender nobody receives from.
+    Chan<int> c2;
+    auto f2 = leak_failures([&] { colony::go([c2]() mutable { c2.send(1); }); });
+    ASSERT_EQ(f2.size(), 1u);
+    EXPECT_NE(f2[0].find("chan send"), std::string::npos) << f2[0];
+    c2.recv();  // the fix: receive
+    EXPECT_TRUE(leak_failures([&] {
+                  Chan<int> c(1);  // or give the sender room
+                  colony::go([c]() mutable { c.send(1); });
+                }).empty());
+    // 3. A select blocked on all its cases.
+    Chan<int> a, b;
+    auto f3 = leak_failures([&] {
+      colony::go([a, b] { colony::select(colony::on_recv(a), colony::on_recv(b)); });
+    });
+    ASSERT_EQ(f3.size(), 1u);
+    EXPECT_NE(f3[0].find("select"), std::string::npos) << f3[0];
+    a.close();
+    // Fixed with a done channel closed by the owner (the Context pattern).
+    EXPECT_TRUE(leak_failures([&] {
+                  Chan<int> x, done;
+                  colony::go([x, done] { colony::select(colony::on_recv(x), colony::on_recv(done)); });
+                  done.close();
+                }).empty());
+  });
+}
+
+}  // namespace
