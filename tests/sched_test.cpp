@@ -354,13 +354,16 @@ TEST_P(Sched, ExceptionStateTravelsWithTheFiber) {
 
 TEST_P(Sched, FutureWorksFromPlainThreads) {
   run_fibers([&] {
-    auto fut = colony::spawn([] {
-      colony::this_fiber::sleep_for(5ms);
+    colony::detail::FutureState<void> go_on;
+    auto fut = colony::spawn([&] {
+      go_on.wait();
+      colony::this_fiber::sleep_for(2ms);
       return 11;
     });
     colony::detail::FutureState<int> got;
     std::thread t([&] {
       EXPECT_EQ(fut.wait_for(0ms), std::future_status::timeout);
+      go_on.set_value();
       got.set_value(fut.get());  // blocks this thread, not a processor
     });
     got.wait();  // parks this fiber (joining the thread here would block the processor)
