@@ -1072,15 +1072,18 @@ void Scheduler::unwind_all() {
   }
   // Timers left in heaps belong to dead fibers' primitives that cleaned up, or to objects
   // outside any fiber; drop them.
+  std::vector<Timer*> self_owned;
   for (auto& p : allp_) {
     std::lock_guard<SpinLock> lk(p->timer_lock);
     for (Timer* t : p->timers) {
       t->heap.store(nullptr);
       t->state.store(0);
+      if (t->release) self_owned.push_back(t);
     }
     p->timers.clear();
     p->timer0_when.store(INT64_MAX);
   }
+  for (Timer* t : self_owned) t->release(t);
   releasep(&tm);
   {
     std::lock_guard<std::mutex> lk(lock_);

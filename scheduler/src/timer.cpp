@@ -118,10 +118,12 @@ std::int64_t Scheduler::run_timers(P* p, std::int64_t now) noexcept {
       t->state.store(kRunning, std::memory_order_relaxed);
       heap_remove(p, t);
     }
+    void (*release)(Timer*) = t->release;
     t->fn(t);
     std::uint8_t running = kRunning;
     t->state.compare_exchange_strong(running, kDone, std::memory_order_acq_rel);
-    // t may be gone now.
+    // t may be gone now, unless it owns itself.
+    if (release) release(t);
     if (m && m->p) m->p->timers_fired.inc();
   }
   return now;

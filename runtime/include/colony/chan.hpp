@@ -6,7 +6,8 @@
 //   ch.close();                        // wakes every receiver; parked senders throw
 //   for (int x : ch) ...               // receives until closed and drained
 //
-// A Chan is a handle: copies refer to the same channel (like a Go chan value). Operations park
+// A Chan is a handle: copies refer to the same channel (like a Go chan value), and its
+// operations are const (they act on the shared channel, not on the handle). Operations park
 // a fiber (never its thread) and block a plain OS thread; both may use one channel at once.
 // Sending on a closed channel and closing one twice throw colony::ChannelClosed (Go panics).
 // The try_/_for/_until forms return a ChanStatus instead of blocking past their deadline.
@@ -147,32 +148,32 @@ class Chan {
 
   // send: delivers v, parking while the channel is full (or, unbuffered, until a receiver
   // takes it). Throws ChannelClosed if the channel is or becomes closed.
-  void send(T v) {
+  void send(T v) const {
     if (send_impl(v, -1) == ChanStatus::closed)
       throw ChannelClosed("colony::Chan: send on closed channel");
   }
   // try_send: never blocks. success, full, or closed.
-  ChanStatus try_send(T v) { return try_send_ref(v); }
+  ChanStatus try_send(T v) const { return try_send_ref(v); }
   // send_for / send_until: as send, giving up at the deadline (timeout). closed instead of
   // throwing.
   template <class Rep, class Period>
-  ChanStatus send_for(T v, std::chrono::duration<Rep, Period> d) {
+  ChanStatus send_for(T v, std::chrono::duration<Rep, Period> d) const {
     return send_impl(v, detail::deadline_after(d));
   }
   template <class Clock, class Dur>
-  ChanStatus send_until(T v, std::chrono::time_point<Clock, Dur> t) {
+  ChanStatus send_until(T v, std::chrono::time_point<Clock, Dur> t) const {
     return send_impl(v, detail::deadline_at(t));
   }
 
   // recv: the next value, parking while the channel is empty; nullopt once it is closed and
   // drained.
-  std::optional<T> recv() {
+  std::optional<T> recv() const {
     std::optional<T> out;
     recv_impl(out, -1);
     return out;
   }
   // try_recv: never blocks. success (value in out), empty, or closed (and drained).
-  ChanStatus try_recv(T& out) {
+  ChanStatus try_recv(T& out) const {
     std::optional<T> v;
     ChanStatus s;
     sched::Waiter* wake = nullptr;
@@ -186,17 +187,17 @@ class Chan {
   }
   // recv_for / recv_until: as recv, giving up at the deadline (timeout).
   template <class Rep, class Period>
-  ChanStatus recv_for(T& out, std::chrono::duration<Rep, Period> d) {
+  ChanStatus recv_for(T& out, std::chrono::duration<Rep, Period> d) const {
     return recv_into(out, detail::deadline_after(d));
   }
   template <class Clock, class Dur>
-  ChanStatus recv_until(T& out, std::chrono::time_point<Clock, Dur> t) {
+  ChanStatus recv_until(T& out, std::chrono::time_point<Clock, Dur> t) const {
     return recv_into(out, detail::deadline_at(t));
   }
 
   // close: no more sends; receivers drain the buffer, then get nullopt / closed. Parked senders
   // throw ChannelClosed. Closing twice throws ChannelClosed.
-  void close() { detail::close_core(*st_); }
+  void close() const { detail::close_core(*st_); }
   bool is_closed() const {
     std::lock_guard<sched::SpinLock> lk(st_->lock);
     return st_->closed;
@@ -217,7 +218,7 @@ class Chan {
     using value_type = T;
     using difference_type = std::ptrdiff_t;
     iterator() = default;
-    explicit iterator(Chan* c) : c_(c) { ++*this; }
+    explicit iterator(const Chan* c) : c_(c) { ++*this; }
     T& operator*() { return *v_; }
     iterator& operator++() {
       v_ = c_->recv();
@@ -227,17 +228,17 @@ class Chan {
     bool operator==(const iterator& o) const noexcept { return c_ == o.c_; }
 
    private:
-    Chan* c_ = nullptr;
+    const Chan* c_ = nullptr;
     std::optional<T> v_;
   };
-  iterator begin() { return iterator(this); }
-  iterator end() { return iterator(); }
+  iterator begin() const { return iterator(this); }
+  iterator end() const { return iterator(); }
 
   // For select (colony/select.hpp).
   detail::ChanState<T>& state() const noexcept { return *st_; }
 
  private:
-  ChanStatus try_send_ref(T& v) {
+  ChanStatus try_send_ref(T& v) const {
     sched::Waiter* wake = nullptr;
     ChanStatus s;
     {
@@ -248,7 +249,7 @@ class Chan {
     return s;
   }
 
-  ChanStatus send_impl(T& v, std::int64_t deadline_ns) {
+  ChanStatus send_impl(T& v, std::int64_t deadline_ns) const {
     detail::ChanState<T>& c = *st_;
     sched::Waiter* wake = nullptr;
     c.lock.lock();
@@ -266,7 +267,7 @@ class Chan {
     return w.result == detail::kChanDone ? ChanStatus::success : ChanStatus::closed;
   }
 
-  ChanStatus recv_impl(std::optional<T>& out, std::int64_t deadline_ns) {
+  ChanStatus recv_impl(std::optional<T>& out, std::int64_t deadline_ns) const {
     detail::ChanState<T>& c = *st_;
     sched::Waiter* wake = nullptr;
     c.lock.lock();
@@ -284,7 +285,7 @@ class Chan {
     return w.result == detail::kChanDone ? ChanStatus::success : ChanStatus::closed;
   }
 
-  ChanStatus recv_into(T& out, std::int64_t deadline_ns) {
+  ChanStatus recv_into(T& out, std::int64_t deadline_ns) const {
     std::optional<T> v;
     ChanStatus s = recv_impl(v, deadline_ns);
     if (s == ChanStatus::success) out = std::move(*v);

@@ -8,6 +8,7 @@
 #include "colony/run.hpp"
 #include "colony/select.hpp"
 #include "colony/stats.hpp"
+#include "colony/time.hpp"
 #include "colony/this_fiber.hpp"
 #include "colony/sched/config.hpp"
 

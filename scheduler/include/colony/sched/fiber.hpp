@@ -109,6 +109,9 @@ struct Timer {
   std::int64_t when = 0;
   void (*fn)(Timer*) = nullptr;
   void* arg = nullptr;
+  // release: for timers that own themselves (nobody calls del_timer on them). Called after fn
+  // as the scheduler's last use of the timer, or when a shutdown drops it unfired; may free it.
+  void (*release)(Timer*) = nullptr;
   // Owned by the scheduler (see timer.cpp):
   std::atomic<void*> heap{nullptr};     // the P whose heap holds it
   std::int32_t index = -1;              // position in that heap (heap's lock)
