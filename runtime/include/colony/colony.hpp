@@ -2,6 +2,7 @@
 #pragma once
 
 #include "colony/chan.hpp"
+#include "colony/context.hpp"
 #include "colony/debug.hpp"
 #include "colony/future.hpp"
 #include "colony/go.hpp"
