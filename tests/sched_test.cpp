@@ -498,8 +498,9 @@ TEST(StackTrim, IdleStacksAreGivenBack) {
         colony::detail::FutureState<void> gate;
         for (int i = 0; i < kFibers; ++i)
           colony::go([&] {
-            volatile char use[64 * 1024];  // touch 64 KiB of this fiber's stack
+            char use[64 * 1024];  // touch 64 KiB of this fiber's stack
             for (std::size_t k = 0; k < sizeof use; k += 4096) use[k] = 1;
+            asm volatile("" : : "r"(use) : "memory");  // the stores must happen
             gate.wait();  // all alive at once, so each has its own stack
             done.count_down();
           });
