@@ -103,13 +103,17 @@ var workloads = []workload{
 	{"spawn", false, benchSpawn},
 	{"gosched", false, benchGosched},
 	{"pingpong", false, benchPingpong},
+	{"chanbuf1", false, func() []record { return benchChanBuffered("chanbuf1", 1) }},
+	{"chanbuf4", false, func() []record { return benchChanBuffered("chanbuf4", 4) }},
+	{"mutex", false, benchMutex},
+	{"wgfanin", false, benchWaitGroupFanIn},
 	{"parked", true, benchParked},
 	{"sleep", true, benchSleep},
 	{"sleep_raw", true, benchSleepRaw},
 }
 
 var (
-	flagBench  = flag.String("bench", "", "workload to run (skynet, spawn, gosched, pingpong, parked, sleep, sleep_raw); all when omitted")
+	flagBench  = flag.String("bench", "", "workload to run (skynet, spawn, gosched, pingpong, chanbuf1, chanbuf4, mutex, wgfanin, parked, sleep, sleep_raw); all when omitted")
 	flagReps   = flag.Int("reps", defaultReps, "repetitions per workload (parked, sleep and sleep_raw default to 1 unless given)")
 	flagParked = flag.Int("parked", 1_000_000, "number of goroutines parked by the parked workload")
 	// Internal: set when this process is the child running one isolated
@@ -246,6 +250,73 @@ func benchPingpong() []record {
 // ---------------------------------------------------------------- memory helpers
 
 // procStatusBytes returns a "kB" field of /proc/self/status (VmRSS, VmHWM) in bytes.
+// benchChanBuffered: `producers` goroutines send 1M values in all on a channel with 128 slots;
+// one receiver sums them. ns per value.
+func benchChanBuffered(name string, producers int) []record {
+	const values = 1_000_000
+	ch := make(chan int, 128)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for p := 0; p < producers; p++ {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			for i := p; i < values; i += producers {
+				ch <- i
+			}
+		}(p)
+	}
+	go func() { wg.Wait(); close(ch) }()
+	sum := 0
+	for v := range ch {
+		sum += v
+	}
+	elapsed := time.Since(start)
+	if sum != values*(values-1)/2 {
+		fatalf("%s: lost values", name)
+	}
+	return []record{rec(name, nsPer(elapsed, values), "ns/op", runtime.GOMAXPROCS(0))}
+}
+
+// benchMutex: 8 goroutines each taking a sync.Mutex 100k times. ns per lock+unlock.
+func benchMutex() []record {
+	const goroutines, each = 8, 100_000
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	counter := 0
+	start := time.Now()
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				mu.Lock()
+				counter++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if counter != goroutines*each {
+		fatalf("mutex: lost increments")
+	}
+	return []record{rec("mutex", nsPer(elapsed, goroutines*each), "ns/op", runtime.GOMAXPROCS(0))}
+}
+
+// benchWaitGroupFanIn: 100k goroutines each calling Done on one WaitGroup. ns per goroutine.
+func benchWaitGroupFanIn() []record {
+	const n = 100_000
+	var wg sync.WaitGroup
+	start := time.Now()
+	wg.Add(n)
+	for i := 0; i < n; i++ {
+		go wg.Done()
+	}
+	wg.Wait()
+	return []record{rec("wgfanin", nsPer(time.Since(start), n), "ns/op", runtime.GOMAXPROCS(0))}
+}
+
 func procStatusBytes(field string) int64 {
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
