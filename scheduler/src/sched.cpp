@@ -1055,19 +1055,28 @@ void Scheduler::unwind_all() {
     std::lock_guard<std::mutex> lk(lock_);
     while (G* g = glob_pop()) pending.push_back(g);
   }
+  // Fibers readied while others unwind land in P0's queue: run them between every two.
+  auto drain_p0 = [&] {
+    while (G* g2 = runq_get(p0)) execute(&tm, g2);
+  };
+  for (G* g : pending) {
+    if (g->status.load() == GStatus::runnable) execute(&tm, g);
+    drain_p0();
+  }
   for (;;) {
-    for (G* g : pending) {
-      if (g->status.load() == GStatus::runnable) execute(&tm, g);
-      while (G* g2 = runq_get(p0)) execute(&tm, g2);
-    }
+    // Parked fibers are in no queue: find them in the registry. Each is made runnable only at
+    // the moment it is resumed, so a fiber woken by another's unwinding is readied normally.
     pending.clear();
-    // Parked fibers are in no queue: find them in the registry.
     for_each_g([&](G* g) {
       if (g->status.load() == GStatus::waiting) pending.push_back(g);
     });
     if (pending.empty()) break;
     for (G* g : pending) {
-      if (g->status.load() == GStatus::waiting) set_status(g, GStatus::waiting, GStatus::runnable);
+      if (g->status.load() == GStatus::waiting) {
+        set_status(g, GStatus::waiting, GStatus::runnable);
+        execute(&tm, g);
+      }
+      drain_p0();
     }
   }
   // Timers left in heaps belong to dead fibers' primitives that cleaned up, or to objects
