@@ -201,6 +201,50 @@ void BM_Colony_ChanBuffered(benchmark::State& state) {
 }
 BENCHMARK(BM_Colony_ChanBuffered)->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 
+// Contended colony::Mutex: 8 fibers each taking the lock in turn; time per lock+unlock.
+void BM_Colony_MutexContended(benchmark::State& state) {
+  constexpr long kFibers = 8, kEach = 100'000;
+  colony::run([&] {
+    for (auto _ : state) {
+      colony::Mutex mu;
+      long counter = 0;
+      colony::WaitGroup wg;
+      wg.add(kFibers);
+      for (long f = 0; f < kFibers; ++f)
+        colony::go([&] {
+          for (long i = 0; i < kEach; ++i) {
+            std::lock_guard<colony::Mutex> lk(mu);
+            ++counter;
+          }
+          wg.done();
+        });
+      wg.wait();
+      if (counter != kFibers * kEach) state.SkipWithError("lost increments");
+    }
+  });
+  state.counters["per_lock"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * kFibers * kEach,
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_Colony_MutexContended)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+
+// WaitGroup fan-in: 100k fibers each calling done(); one waiter.
+void BM_Colony_WaitGroupFanIn(benchmark::State& state) {
+  constexpr long kFibers = 100'000;
+  colony::run([&] {
+    for (auto _ : state) {
+      colony::WaitGroup wg;
+      wg.add(kFibers);
+      for (long i = 0; i < kFibers; ++i) colony::go([&wg] { wg.done(); });
+      wg.wait();
+    }
+  });
+  state.counters["per_fiber"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * kFibers,
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_Colony_WaitGroupFanIn)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(10);
+
 // N fibers parked on one event, then all woken. Reports resident bytes per parked fiber.
 void BM_Colony_Parked(benchmark::State& state) {
   const long n = state.range(0);

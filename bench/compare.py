@@ -148,6 +148,14 @@ ROWS = [
      lambda c, p, g: gbench_counter(c, "BM_Colony_ChanBuffered", "per_value", S_TO_NS, arg=4),
      lambda c, p, g: go_value(g, "chanbuf4", "ns/op"),
      None, None),
+    ("mutex, 8 contenders", "ns/lock",
+     lambda c, p, g: gbench_counter(c, "BM_Colony_MutexContended", "per_lock", S_TO_NS),
+     lambda c, p, g: go_value(g, "mutex", "ns/op"),
+     None, None),
+    ("waitgroup fan-in 100k", "ns/fiber",
+     lambda c, p, g: gbench_counter(c, "BM_Colony_WaitGroupFanIn", "per_fiber", S_TO_NS),
+     lambda c, p, g: go_value(g, "wgfanin", "ns/op"),
+     None, None),
     ("parked 1M", "bytes/fiber",
      lambda c, p, g: gbench_counter(c, "BM_Colony_Parked", "bytes_per_fiber", arg=1000000),
      lambda c, p, g: go_value(g, "parked", "bytes/op"),
@@ -166,6 +174,8 @@ LEGEND = [
     "pingpong: two fibers handing a value back and forth over two unbuffered channels "
     "(colony::Chan, Go chan), per round trip",
     "chan buffered: 1M values through a 128-slot channel from 1 or 4 producer fibers to one receiver",
+    "mutex: 8 fibers (goroutines) taking one colony::Mutex (sync.Mutex) 100k times each",
+    "waitgroup fan-in: 100k fibers each calling done() on one WaitGroup, one waiter",
     "parked 1M: resident memory per parked fiber with 1M fibers blocked (VmRSS delta)",
 ]
 

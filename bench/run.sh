@@ -64,7 +64,7 @@ fi
 echo "-- Go: bench/go/run.sh"
 go_dir=$OUT_DIR/go
 : >"$OUT_DIR/go.jsonl"
-for b in skynet spawn gosched pingpong chanbuf1 chanbuf4 parked; do
+for b in skynet spawn gosched pingpong chanbuf1 chanbuf4 mutex wgfanin parked; do
   reps=(-reps "$GO_REPS")
   [ "$b" = parked ] && reps=()  # heavy: one repetition in a fresh process (its default)
   if ! sh "$ROOT/bench/go/run.sh" "$go_dir" -bench "$b" "${reps[@]}" >>"$OUT_DIR/go.jsonl"; then

@@ -100,4 +100,43 @@ TEST_P(Diag, LeakCheckCatchesTheClassicChannelLeaks) {
   });
 }
 
+TEST_P(Diag, LeakCheckCatchesTheClassicSyncLeaks) {
+  run_fibers([&] {
+    // 4. A lock never unlocked: the next locker waits forever.
+    colony::Mutex mu;
+    mu.lock();
+    auto f4 = leak_failures([&] {
+      colony::go([&mu] {
+        mu.lock();
+        mu.unlock();
+      });
+    });
+    ASSERT_EQ(f4.size(), 1u);
+    EXPECT_NE(f4[0].find("mutex"), std::string::npos) << f4[0];
+    mu.unlock();  // the fix: unlock on every path (std::lock_guard, "defer mu.Unlock()")
+    EXPECT_TRUE(leak_failures([&] {
+                  for (int i = 0; i < 10; ++i)
+                    colony::go([&mu] { std::lock_guard<colony::Mutex> lk(mu); });
+                }).empty());
+    // 5. A WaitGroup added more than done: its waiter never returns.
+    colony::WaitGroup wg;
+    wg.add(2);
+    auto f5 = leak_failures([&] {
+      colony::go([&wg] { wg.done(); });
+      colony::go([&wg] { wg.wait(); });
+    });
+    ASSERT_EQ(f5.size(), 1u);
+    EXPECT_NE(f5[0].find("waitgroup"), std::string::npos) << f5[0];
+    wg.done();
+    EXPECT_TRUE(leak_failures([&] {  // the fix: add(1) per task, done() in each
+                  colony::WaitGroup ok;
+                  for (int i = 0; i < 5; ++i) {
+                    ok.add(1);
+                    colony::go([&ok] { ok.done(); });
+                  }
+                  ok.wait();
+                }).empty());
+  });
+}
+
 }  // namespace

@@ -10,6 +10,7 @@
 #include "colony/select.hpp"
 #include "colony/stats.hpp"
 #include "colony/time.hpp"
+#include "colony/sync.hpp"
 #include "colony/this_fiber.hpp"
 #include "colony/sched/config.hpp"
 
