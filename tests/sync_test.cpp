@@ -1176,7 +1176,7 @@ TEST_P(Sync, OnceMayBeDestroyedAsSoonAsCallReturns) {
 // =============================================================================================
 // Shutdown: fibers parked in any primitive are unwound (destructors run) and the primitives are
 // left consistent (nothing granted to an unwound fiber stays taken). No unwinding fiber here
-// wakes another one: see DISABLED_UnwindingFiberReleasesAMutexToAnOlderWaiter.
+// wakes another one: see UnwindingFiberReleasesAMutexToAnOlderWaiter.
 
 TEST_P(Sync, ParkedFibersAreUnwoundAtShutdown) {
   static std::atomic<int> destroyed;
@@ -1284,7 +1284,7 @@ TEST_P(Sync, ParkedFibersAreUnwoundAtShutdown) {
 // with FutureCore::complete when an unwound spawn fails its Future) ready() finds the fiber
 // already runnable and the process aborts ("fiber status is runnable, expected waiting").
 // Enable once unwind_all marks each fiber runnable only as it resumes it.
-TEST_P(Sync, DISABLED_UnwindingFiberReleasesAMutexToAnOlderWaiter) {
+TEST_P(Sync, UnwindingFiberReleasesAMutexToAnOlderWaiter) {
   static std::atomic<int> destroyed;
   destroyed = 0;
   struct Tracker {
