@@ -493,8 +493,9 @@ G* Scheduler::glob_get(P* p, int max) noexcept {
   return g;
 }
 
-G* Scheduler::pick_local(P* p) noexcept {
-  if (p->timer0_when.load(std::memory_order_relaxed) != INT64_MAX) run_timers(p, nanotime());
+G* Scheduler::pick_local(P* p, bool timers) noexcept {
+  if (timers && p->timer0_when.load(std::memory_order_relaxed) != INT64_MAX)
+    run_timers(p, nanotime());
   if (p->schedtick % 61 == 0 && runq_size_.load(std::memory_order_relaxed) > 0) {
     std::lock_guard<std::mutex> lk(lock_);
     if (G* g = glob_get(p, 1)) {
@@ -650,7 +651,10 @@ top:
   P* p = m->p;
   StackPool::check(self, __builtin_frame_address(0));
   const bool stop = stopping_.load(std::memory_order_relaxed) && !unwinding_;
-  G* next = stop ? nullptr : pick_local(p);
+  // A parking fiber still holds whatever its unlock function releases (a wait list's lock, say)
+  // until the next fiber has arrived: a timer run now could need that very lock (a wait's
+  // time-out does). Its timers run in finish_switch instead, after the unlock.
+  G* next = stop ? nullptr : pick_local(p, after != After::park);
   if (!next && (after == After::yield || after == After::yield_global) && !stop) {
     // A yield with nothing local to run: give the global queue its turn now (a lone fiber
     // yielding in a loop must not starve fibers readied from other threads), else carry on.
@@ -703,6 +707,9 @@ void Scheduler::finish_switch(M* m, G* self, ctx::transfer_t t) noexcept {
         set_status(prev, GStatus::waiting, GStatus::runnable);
         runq_put(m->p, prev, true);
       }
+      // The timers switch_out skipped (see there); on g0 the search for work runs them.
+      if (!self->is_g0 && m->p->timer0_when.load(std::memory_order_relaxed) != INT64_MAX)
+        run_timers(m->p, nanotime());
       break;
     case After::exit:
 #if defined(COLONY_TSAN)

@@ -145,7 +145,7 @@ class Scheduler {
   void mstart(M* m);
   void schedule(M* m);                 // the g0 loop
   G* find_runnable(M* m);              // on g0; blocks the M; null when stopping
-  G* pick_local(P* p) noexcept;        // runnext / local / global every 61 ticks
+  G* pick_local(P* p, bool timers = true) noexcept;        // runnext / local / global every 61 ticks
   G* runq_get(P* p) noexcept;
   bool runq_put(P* p, G* g, bool next) noexcept;  // true if the ring overflowed
   void runq_put_slow(P* p, G* g) noexcept;
