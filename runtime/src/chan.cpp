@@ -132,6 +132,7 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default,
     w.data = cases[i].elem;
     w.g = g;
     w.wake_word = g ? nullptr : &ss.word;
+    if (!g && deadline_ns < 0) sched::outside_thread_sleep(w);  // deadlock detection
     w.lock = &cases[i].chan->lock;
     (cases[i].is_send ? cases[i].chan->sendq : cases[i].chan->recvq).push_back(&w);
   }
@@ -195,6 +196,7 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default,
     unwind.armed = false;
   } else {
     locks.unlock();
+    if (deadline_ns < 0) sched::outside_thread_slept();
     while (ss.word.load(std::memory_order_acquire) == 0) {
       if (deadline_ns < 0) {
         sched::futex_wait(&ss.word, 0);

@@ -1,4 +1,5 @@
 #include "colony/debug.hpp"
+#include "colony/sched/wait.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -57,6 +58,7 @@ void on_sigquit(int) {
 }
 
 void dumper() {
+  sched::internal_thread(+1);  // not a thread that could wake fibers (deadlock detection)
   char c;
   while (::read(g_quit_pipe[0], &c, 1) == 1 || errno == EINTR) {
     std::ostringstream os;

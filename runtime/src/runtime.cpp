@@ -1,8 +1,12 @@
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 
 #include "colony/future.hpp"
 #include "colony/go.hpp"
+#include "colony/debug.hpp"
 #include "colony/run.hpp"
 #include "colony/stats.hpp"
 #include "sched.hpp"
@@ -68,6 +72,23 @@ std::exception_ptr unwound_error() {
 int run_impl(std::function<int()> main_fn, const Config& cfg, const colony::SourceLocation& loc) {
   auto s = std::make_unique<sched::Scheduler>(cfg);
   auto st = std::make_shared<FutureState<int>>();
+  if (cfg.detect_deadlocks) {
+    // Runs once, on whichever thread noticed (an M about to sleep, or a plain thread about to
+    // block). Failing the main fiber's future wakes this thread, which shuts the runtime down.
+    s->set_deadlock_hook([sp = s.get(), st, on_deadlock = cfg.on_deadlock] {
+      std::ostringstream os;
+      os << "all fibers are asleep - deadlock!\n\n";
+      dump_fibers(os, sched::fibers(*sp));
+      std::string report = os.str();
+      if (!on_deadlock) {
+        std::fputs(report.c_str(), stderr);
+        std::fflush(stderr);
+        std::abort();
+      }
+      on_deadlock(report);
+      st->set_exception(std::make_exception_ptr(Deadlock(report)));
+    });
+  }
   {
     // Start main_fn on the new runtime (not on the caller's).
     auto task = SpawnTask<int, std::function<int()>>{st, Task<std::function<int()>>{std::move(main_fn), {}}};

@@ -43,6 +43,7 @@
 // No scheduler lock is ever held across a fiber switch.
 #include "sched.hpp"
 
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -197,7 +198,11 @@ Scheduler::Scheduler(const Config& cfg)
 
 Scheduler::~Scheduler() {
   register_scheduler(this, false);
+  set_deadlock_hook(nullptr);
   if (!shutdown(-1)) return;  // not reached: an unbounded shutdown always completes
+  // A plain thread that readied or started a fiber may still be finishing that call (its
+  // wakep()) although the fiber it readied has long run: let it leave first.
+  while (outside_calls_.load(std::memory_order_acquire) != 0) ::sched_yield();
 #if defined(COLONY_TSAN)
   for_each_g([](G* g) {
     if (g->tsan_fiber) __tsan_destroy_fiber(g->tsan_fiber);
@@ -263,6 +268,7 @@ P* Scheduler::pidle_get() noexcept {
     p->link = nullptr;
     p->idle = false;
     npidle_.fetch_sub(1);
+    deadlock_epoch_bump();  // a fiber may run: a deadlock check in progress must start over
   }
   return p;
 }
@@ -366,6 +372,10 @@ void Scheduler::stopm(M* m, std::int64_t until) noexcept {
       m->link = midle_;
       midle_ = m;
     }
+    // The last M to go idle may find the runtime dead (deadlock.cpp). A wake-up meanwhile is
+    // not lost: park.clear() came first.
+    if (npidle_.load(std::memory_order_relaxed) == nprocs_)
+      if (std::function<void()> hook = check_dead()) hook();
     if (timed) m->park.sleep_until(until);
     else m->park.sleep();
     P* p = nullptr;
@@ -893,27 +903,35 @@ void Scheduler::start_g(G* g, FiberEntry entry) noexcept {
     runq_put(p, g, false);
     return;
   }
+  outside_calls_.fetch_add(1, std::memory_order_acq_rel);  // see ready_g
   outside_live_.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lk(lock_);
     glob_put(&g, 1);
   }
   wakep();
+  outside_calls_.fetch_sub(1, std::memory_order_release);
 }
 
 void Scheduler::ready_g(G* g, bool next) noexcept {
-  set_status(g, GStatus::waiting, GStatus::runnable);
   M* m = current_m();
   if (m && m->sched == this && m->p) {
+    set_status(g, GStatus::waiting, GStatus::runnable);
     runq_put(m->p, g, next);
     if (!unwinding_) wakep();
     return;
   }
+  // From outside (a plain thread, or another runtime's fiber): once g is queued it may run,
+  // finish the program and have this runtime destroyed while we are still in wakep(). The
+  // destructor waits for outside_calls_ to drop to zero.
+  outside_calls_.fetch_add(1, std::memory_order_acq_rel);
+  set_status(g, GStatus::waiting, GStatus::runnable);
   {
     std::lock_guard<std::mutex> lk(lock_);
     glob_put(&g, 1);
   }
   wakep();
+  outside_calls_.fetch_sub(1, std::memory_order_release);
 }
 
 std::int64_t Scheduler::live_fibers() const noexcept {
@@ -1112,7 +1130,8 @@ void Scheduler::unwind_all() {
 // Diagnostics. The registry of live runtimes exists only so that a SIGQUIT dump can find them.
 
 namespace {
-std::mutex g_registry_mu;
+// Recursive: deadlock detection walks the registry from within a walk (deadlock.cpp).
+std::recursive_mutex g_registry_mu;
 std::vector<Scheduler*>& registry() {
   static std::vector<Scheduler*> r;
   return r;
@@ -1120,14 +1139,14 @@ std::vector<Scheduler*>& registry() {
 }  // namespace
 
 void register_scheduler(Scheduler* s, bool add) {
-  std::lock_guard<std::mutex> lk(g_registry_mu);
+  std::lock_guard<std::recursive_mutex> lk(g_registry_mu);
   auto& r = registry();
   if (add) r.push_back(s);
   else r.erase(std::remove(r.begin(), r.end(), s), r.end());
 }
 
 void for_each_scheduler(void (*fn)(Scheduler&, void*), void* arg) {
-  std::lock_guard<std::mutex> lk(g_registry_mu);
+  std::lock_guard<std::recursive_mutex> lk(g_registry_mu);
   for (Scheduler* s : registry()) fn(*s, arg);
 }
 

@@ -119,6 +119,15 @@ class Scheduler {
   // `m` is current_m(), read by the caller just before.
   void switch_out(M* m, G* self, After after, UnlockFn unlock, void* arg);
 
+  // Deadlock detection (deadlock.cpp): `hook` runs at most once, on the thread that noticed that
+  // no fiber can run again, with no lock held. Set by colony::run; empty = no detection.
+  // check_dead returns the hook when this runtime is dead (and marks it reported), else empty.
+  void set_deadlock_hook(std::function<void()> hook);
+  std::function<void()> check_dead() noexcept;
+  // quiet: no fiber running or runnable, no timer pending (or shutting down); adds its Ms to
+  // *threads. Takes lock_.
+  bool quiet(long* threads) noexcept;
+
   // Test hook: direct access for tests of queues and stealing.
   P* proc(int i) noexcept { return allp_[static_cast<std::size_t>(i)].get(); }
 
@@ -163,6 +172,8 @@ class Scheduler {
   void acquirep(M* m, P* p) noexcept;
   P* releasep(M* m) noexcept;
   bool any_runq_nonempty() const noexcept;
+  bool dead_locked() const noexcept;                          // lock_ held
+  bool idle_locked() const noexcept;                          // lock_ held
 
   // Timers.
   std::int64_t run_timers(P* p, std::int64_t now) noexcept;   // returns now (or 0 if no timers)
@@ -204,16 +215,22 @@ class Scheduler {
   bool shut_down_ = false;             // (shutdown_mu_)
   std::mutex shutdown_mu_;
   std::atomic<std::int64_t> outside_live_{0};  // fibers started from plain threads
+  std::atomic<int> outside_calls_{0};          // ready_g/start_g calls from outside, under way
   std::atomic<std::uint64_t> next_id_{1};
   std::atomic<std::uint32_t> timer_rr_{0};
 
   std::mutex allg_lock_;
   G* allg_ = nullptr;
 
+  std::function<void()> deadlock_hook_;  // (lock_)
+  bool deadlock_reported_ = false;       // (lock_)
+
   // Operations on fibers, used by the unlocked free functions in fiber.hpp.
  public:
   bool is_unwinding() const noexcept { return unwinding_; }
 };
+
+void deadlock_epoch_bump() noexcept;  // deadlock.cpp: a P left an idle list
 
 // The calling thread's M (null on threads that are not Ms). Never cache the result across a
 // switch: re-read it (the fiber may have moved to another thread).

@@ -66,11 +66,17 @@ void wait(Waiter& w, SpinLock& lock, WaitReason reason) {
     return;
   }
   w.g = nullptr;
+  outside_thread_sleep(w);
   lock.unlock();
+  outside_thread_slept();
   while (w.woken.load(std::memory_order_acquire) == 0) futex_wait(&w.woken, 0);
 }
 
 bool wait_until(Waiter& w, SpinLock& lock, WaitReason reason, std::int64_t deadline_ns) {
+  if (deadline_ns == INT64_MAX) {  // no deadline: no timer, and a thread counts as asleep
+    wait(w, lock, reason);
+    return true;
+  }
   w.lock = &lock;
   if (G* g = current_g()) {
     w.g = g;
@@ -131,6 +137,7 @@ void notify(Waiter& w) noexcept {
     ready(g);
     return;
   }
+  outside_thread_woken(w);  // before the wake: the count must not read zero meanwhile
   std::atomic<std::uint32_t>* word = w.wake_word ? w.wake_word : &w.woken;
   word->store(1, std::memory_order_release);
   futex_wake(word, 1);

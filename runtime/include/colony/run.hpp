@@ -3,10 +3,17 @@
 // return main_fn's int result (0 for a void function). An exception escaping main_fn is rethrown
 // by run() after the shutdown.
 //
+// Deadlock detection: if every fiber ends up parked with nothing left that could wake one, run()
+// reports "all fibers are asleep - deadlock!" with the fiber dump, and aborts (or calls
+// Config::on_deadlock and then throws colony::Deadlock). It stays silent while any thread outside
+// the runtime could still wake a fiber, i.e. unless every other thread of the process is blocked,
+// without a deadline, in a colony primitive. See docs/design.md, "Deadlock detection".
+//
 //   int main() { return colony::run([] { ...; return 0; }, {.max_procs = 4}); }
 #pragma once
 
 #include <functional>
+#include <stdexcept>
 #include "colony/sched/source_location.hpp"
 #include <type_traits>
 #include <utility>
@@ -14,6 +21,12 @@
 #include "colony/sched/config.hpp"
 
 namespace colony {
+
+// Deadlock: thrown by run() after Config::on_deadlock returned; what() is the report.
+class Deadlock : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 namespace detail {
 int run_impl(std::function<int()> main_fn, const Config& cfg, const colony::SourceLocation& loc);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <string>
 
 namespace colony {
 
@@ -25,6 +26,14 @@ struct Config {
   // on_panic: called with an exception that escaped a `go` fiber and the fiber's id. Empty = print
   // "panic in fiber N: what() [spawned at file:line]" to stderr and abort, as Go does.
   std::function<void(std::exception_ptr, std::uint64_t fiber_id)> on_panic;
+  // Deadlock detection (colony::run only; docs/design.md, "Deadlock detection"): when every
+  // fiber is parked and nothing can ever wake one (no runnable fiber, no pending timer, no plain
+  // thread known to the runtime still awake), the runtime reports "all fibers are asleep -
+  // deadlock!" followed by the fiber dump. detect_deadlocks = false turns the check off.
+  bool detect_deadlocks = true;
+  // on_deadlock: receives that report, on a runtime thread. Empty = print it to stderr and
+  // abort, as Go does. If it returns, run() unwinds every fiber and throws colony::Deadlock.
+  std::function<void(const std::string& report)> on_deadlock;
   // stack_trim_after: a cached (free) fiber stack idle this long gives its pages back (madvise).
   std::chrono::milliseconds stack_trim_after{1000};
 };

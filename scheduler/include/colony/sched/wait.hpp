@@ -32,6 +32,7 @@ struct Waiter {
   // select's claim (claim_select) and the blocked thread, if any, sleeps on `wake_word`.
   struct SelectState* select = nullptr;
   std::atomic<std::uint32_t>* wake_word = nullptr;
+  bool thread_asleep = false;      // a plain thread counted asleep by deadlock detection
   SpinLock* lock = nullptr;        // set by wait(): for unlinking on timeout or unwind
   struct WaitList* list = nullptr; // likewise
 
@@ -108,6 +109,16 @@ bool wait_until(Waiter& w, SpinLock& lock, WaitReason reason, std::int64_t deadl
 void notify(Waiter& w) noexcept;
 
 // Futex helpers for plain threads (Linux futex; private to the process).
+// Plain threads as deadlock detection sees them (deadlock.cpp). A primitive that blocks a plain
+// thread without a deadline, other than through wait(), calls outside_thread_sleep(w) for each of
+// its waiters while still holding the lock, then outside_thread_slept() once after unlocking;
+// notify() counts the thread awake again (outside_thread_woken). internal_thread(+1/-1): a
+// thread of the runtime's own that is not an M (the SIGQUIT dumper) starts / ends.
+void outside_thread_sleep(Waiter& w) noexcept;
+void outside_thread_slept() noexcept;
+void outside_thread_woken(Waiter& w) noexcept;
+void internal_thread(int delta) noexcept;
+
 void futex_wait(std::atomic<std::uint32_t>* addr, std::uint32_t expected) noexcept;
 // Returns false on timeout.
 bool futex_wait_until(std::atomic<std::uint32_t>* addr, std::uint32_t expected,
