@@ -135,6 +135,7 @@ bool Scheduler::idle_locked() const noexcept {
   if (stopping_.load()) return false;  // shutting down: unwinding fibers run destructors
   if (npidle_.load() != nprocs_) return false;  // a P is held: a fiber runs, or an M searches
   if (any_runq_nonempty()) return false;
+  if (io_waiters_.load() > 0) return false;  // a fiber or thread waits on I/O: not dead
   return earliest_timer() == INT64_MAX;
 }
 

@@ -12,10 +12,12 @@ namespace colony::sched {
 class Note {
  public:
   void clear() noexcept { key_.store(0, std::memory_order_relaxed); }
+  // seq_cst: wake_m reads Scheduler::netpoll_m_ after this, the poller M this after setting it.
   void wakeup() noexcept {
-    key_.store(1, std::memory_order_release);
+    key_.store(1, std::memory_order_seq_cst);
     futex_wake(&key_, 1);
   }
+  bool woken() const noexcept { return key_.load(std::memory_order_seq_cst) != 0; }
   void sleep() noexcept {
     while (key_.load(std::memory_order_acquire) == 0) futex_wait(&key_, 0);
   }

@@ -69,6 +69,7 @@ namespace {
 constexpr std::uint32_t kMaxRunnextStreak = 32;  // then the local queue gets a turn
 constexpr int kGfreeMax = 64;                    // per-P cache of dead G's (P::gcache)
 constexpr std::uint64_t kIdBlock = 1024;
+constexpr std::int64_t kBusyPollNs = 1'000'000;  // a busy P polls if nobody has for this long
 
 std::uint64_t xorshift(std::uint64_t& s) noexcept {
   s ^= s << 13;
@@ -203,6 +204,7 @@ Scheduler::~Scheduler() {
   // A plain thread that readied or started a fiber may still be finishing that call (its
   // wakep()) although the fiber it readied has long run: let it leave first.
   while (outside_calls_.load(std::memory_order_acquire) != 0) ::sched_yield();
+  destroy_poller();
 #if defined(COLONY_TSAN)
   for_each_g([](G* g) {
     if (g->tsan_fiber) __tsan_destroy_fiber(g->tsan_fiber);
@@ -297,6 +299,15 @@ M* Scheduler::midle_get() noexcept {
 
 // startm: run an M on P `p` (or on an idle P if null). Called with nmspinning_ already
 // incremented when `spinning`.
+void Scheduler::wake_m(M* m) noexcept {
+  m->park.wakeup();
+  if (netpoll_m_.load(std::memory_order_seq_cst) == m) netpoll_break();
+}
+
+void Scheduler::ensure_poller() noexcept {
+  if (netpoll_m_.load() == nullptr) wakep();  // an M with nothing to do becomes the poller
+}
+
 void Scheduler::startm(P* p, bool spinning) noexcept {
   std::unique_lock<std::mutex> lk(lock_);
   if (!p) p = pidle_get();
@@ -310,7 +321,7 @@ void Scheduler::startm(P* p, bool spinning) noexcept {
     m->spinning = spinning;
     m->nextp = p;
     lk.unlock();
-    m->park.wakeup();
+    wake_m(m);
     return;
   }
   auto nm = std::make_unique<M>();
@@ -357,7 +368,7 @@ bool Scheduler::any_runq_nonempty() const noexcept {
 // Returns with a P held, or without one if the scheduler is stopping.
 void Scheduler::stopm(M* m, std::int64_t until) noexcept {
   for (;;) {
-    bool timed;
+    bool timed, poll;
     {
       std::lock_guard<std::mutex> lk(lock_);
       if (stopping_.load()) return;
@@ -368,6 +379,9 @@ void Scheduler::stopm(M* m, std::int64_t until) noexcept {
         timer_m_ = m;
         timer_m_until_.store(until);
       }
+      // Fibers or threads wait on I/O and nobody polls: this M blocks in epoll_wait instead.
+      poll = io_waiters_.load() > 0 && poller_.load() != nullptr && netpoll_m_.load() == nullptr;
+      if (poll) netpoll_m_.store(m);
       m->idle = true;
       m->link = midle_;
       midle_ = m;
@@ -376,11 +390,18 @@ void Scheduler::stopm(M* m, std::int64_t until) noexcept {
     // not lost: park.clear() came first.
     if (npidle_.load(std::memory_order_relaxed) == nprocs_)
       if (std::function<void()> hook = check_dead()) hook();
-    if (timed) m->park.sleep_until(until);
-    else m->park.sleep();
+    if (poll) {
+      // woken() after netpoll_m_ was set: a wake_m that missed netpoll_m_ has set the note.
+      if (!m->park.woken()) netpoll(timed ? until : INT64_MAX);
+    } else if (timed) {
+      m->park.sleep_until(until);
+    } else {
+      m->park.sleep();
+    }
     P* p = nullptr;
     {
       std::lock_guard<std::mutex> lk(lock_);
+      if (netpoll_m_.load() == m) netpoll_m_.store(nullptr);
       if (m->nextp) {  // startm handed us a P (and took us off the idle list)
         acquirep(m, m->nextp);
         m->nextp = nullptr;
@@ -400,6 +421,7 @@ void Scheduler::stopm(M* m, std::int64_t until) noexcept {
         timer_m_ = nullptr;
         timer_m_until_.store(INT64_MAX);
       }
+      if (netpoll_m_.load() == m) netpoll_m_.store(nullptr);
       if (stopping_.load()) return;
       p = pidle_get();
     }
@@ -506,6 +528,10 @@ G* Scheduler::glob_get(P* p, int max) noexcept {
 G* Scheduler::pick_local(P* p, bool timers) noexcept {
   if (timers && p->timer0_when.load(std::memory_order_relaxed) != INT64_MAX)
     run_timers(p, nanotime());
+  if (p->schedtick % 61 == 0 && timers && io_waiters_.load(std::memory_order_relaxed) > 0 &&
+      netpoll_m_.load(std::memory_order_relaxed) == nullptr &&
+      nanotime() - last_poll_.load(std::memory_order_relaxed) > kBusyPollNs)
+    netpoll(0);  // every P is busy: nobody else would poll (Go's sysmon does this)
   if (p->schedtick % 61 == 0 && runq_size_.load(std::memory_order_relaxed) > 0) {
     std::lock_guard<std::mutex> lk(lock_);
     if (G* g = glob_get(p, 1)) {
@@ -583,6 +609,10 @@ top:
       return g;
     }
   }
+  // Fibers wait on I/O and no M blocks in epoll_wait: poll, without blocking.
+  if (io_waiters_.load(std::memory_order_relaxed) > 0 &&
+      netpoll_m_.load(std::memory_order_relaxed) == nullptr && netpoll(0) > 0)
+    goto top;
   // Steal, if not too many Ms are at it already.
   if (m->spinning || 2 * nmspinning_.load() < nprocs_ - npidle_.load()) {
     if (!m->spinning) {
@@ -1010,7 +1040,7 @@ bool Scheduler::shutdown(std::int64_t grace_ns) {
   {
     std::lock_guard<std::mutex> lk(lock_);
     for (auto& m : allm_) ms.push_back(m.get());
-    for (M* m = midle_; m; m = m->link) m->park.wakeup();
+    for (M* m = midle_; m; m = m->link) wake_m(m);
   }
   if (grace_ns >= 0) {
     std::int64_t deadline = nanotime() + grace_ns;
@@ -1022,13 +1052,13 @@ bool Scheduler::shutdown(std::int64_t grace_ns) {
           return false;
         }
         std::this_thread::sleep_for(std::chrono::microseconds(200));
-        m->park.wakeup();
+        wake_m(m);
       }
     }
   }
   for (M* m : ms) {
     while (!m->exited.load(std::memory_order_acquire)) {
-      m->park.wakeup();
+      wake_m(m);
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
     if (m->thread.joinable()) m->thread.join();

@@ -79,6 +79,8 @@ struct M {
   std::uint64_t rng = 0;
 };
 
+struct Poller;
+
 class Scheduler {
  public:
   explicit Scheduler(const Config& cfg);
@@ -128,6 +130,12 @@ class Scheduler {
   // *threads. Takes lock_.
   bool quiet(long* threads) noexcept;
 
+  // Netpoller (netpoll.cpp). poller() creates it on first use (throws std::system_error).
+  Poller* poller();
+  void io_wait_begin() noexcept { io_waiters_.fetch_add(1, std::memory_order_seq_cst); }
+  void io_wait_end() noexcept { io_waiters_.fetch_sub(1, std::memory_order_relaxed); }
+  void ensure_poller() noexcept;  // a plain thread waits on I/O: make sure some M will poll
+
   // Test hook: direct access for tests of queues and stealing.
   P* proc(int i) noexcept { return allp_[static_cast<std::size_t>(i)].get(); }
 
@@ -173,6 +181,12 @@ class Scheduler {
   P* releasep(M* m) noexcept;
   bool any_runq_nonempty() const noexcept;
   bool dead_locked() const noexcept;                          // lock_ held
+  // Netpoller: netpoll(0) polls; netpoll(t) blocks until t (INT64_MAX: until events or a
+  // netpoll_break). Returns the number of waiters woken.
+  int netpoll(std::int64_t until_ns) noexcept;
+  void netpoll_break() noexcept;
+  void destroy_poller() noexcept;
+  void wake_m(M* m) noexcept;  // m->park.wakeup(), and out of epoll_wait if it is the poller
   bool idle_locked() const noexcept;                          // lock_ held
 
   // Timers.
@@ -221,6 +235,12 @@ class Scheduler {
 
   std::mutex allg_lock_;
   G* allg_ = nullptr;
+
+  std::atomic<Poller*> poller_{nullptr};
+  std::mutex poller_mu_;                       // creating poller_
+  std::atomic<int> io_waiters_{0};             // fibers and threads in poll_wait
+  std::atomic<M*> netpoll_m_{nullptr};         // the M blocked in epoll_wait (set under lock_)
+  std::atomic<std::int64_t> last_poll_{0};     // nanotime of the last netpoll
 
   std::function<void()> deadlock_hook_;  // (lock_)
   bool deadlock_reported_ = false;       // (lock_)

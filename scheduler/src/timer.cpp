@@ -102,7 +102,7 @@ void Scheduler::timers_changed(std::int64_t when) noexcept {
     M* tm = timer_m_;
     timer_m_ = nullptr;
     timer_m_until_.store(INT64_MAX);
-    tm->park.wakeup();  // it leaves the idle list itself and re-evaluates
+    wake_m(tm);  // it leaves the idle list itself and re-evaluates
   }
 }
 
