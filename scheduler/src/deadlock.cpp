@@ -136,6 +136,7 @@ bool Scheduler::idle_locked() const noexcept {
   if (npidle_.load() != nprocs_) return false;  // a P is held: a fiber runs, or an M searches
   if (any_runq_nonempty()) return false;
   if (io_waiters_.load() > 0) return false;  // a fiber or thread waits on I/O: not dead
+  if (blocking_ > 0) return false;           // a fiber is in a blocking call: it runs
   return earliest_timer() == INT64_MAX;
 }
 

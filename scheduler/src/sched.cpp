@@ -235,6 +235,10 @@ void Scheduler::mstart(M* m) {
 
 void Scheduler::schedule(M* m) {
   for (;;) {
+    if (!m->p) {  // the fiber came back from a blocking call and found no P: it is queued
+      stopm(m, earliest_timer());
+      if (!m->p) return;  // stopping
+    }
     G* g = find_runnable(m);
     if (!g) return;
     if (m->spinning) reset_spinning(m);
@@ -738,8 +742,11 @@ void Scheduler::finish_switch(M* m, G* self, ctx::transfer_t t) noexcept {
       break;
     case After::yield_global: {
       set_status(prev, GStatus::running, GStatus::runnable);
-      std::lock_guard<std::mutex> lk(lock_);
-      glob_put(&prev, 1);
+      {
+        std::lock_guard<std::mutex> lk(lock_);
+        glob_put(&prev, 1);
+      }
+      if (!m->p) wakep();  // back from a blocking call, no P: a P freed meanwhile must run it
       break;
     }
     case After::park:
@@ -1256,6 +1263,55 @@ G* current_g() noexcept {
 }
 std::uint64_t fiber_id(const G* g) noexcept { return g ? g_id(g) : 0; }
 Scheduler& scheduler_of(const G* g) noexcept { return *g->sched; }
+
+void Scheduler::enter_blocking(M* m) {
+  P* p;
+  bool handoff;
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (cfg_.max_threads > 0 && blocking_ + nprocs_ >= cfg_.max_threads)
+      throw std::system_error(
+          std::make_error_code(std::errc::resource_unavailable_try_again),
+          "colony::blocking: " + std::to_string(blocking_) +
+              " fibers are already in blocking calls (Config::max_threads = " +
+              std::to_string(cfg_.max_threads) + ")");
+    ++blocking_;
+    p = releasep(m);
+    // Go's handoffp: a P with fibers queued or timers pending gets an M now; else it idles.
+    handoff = !p->runq.empty() || p->runnext.load() != nullptr || runq_size_.load() > 0 ||
+              p->timer0_when.load() != INT64_MAX;
+    if (!handoff) pidle_put(p);
+  }
+  if (handoff) startm(p, false);
+}
+
+void Scheduler::exit_blocking(M* m, G* self) noexcept {
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    --blocking_;
+    if (P* p = pidle_get()) {
+      acquirep(m, p);
+      return;
+    }
+  }
+  // Every P is busy: wait for one in the global queue, and let this M go idle.
+  m->curg = nullptr;
+  Post post{self, After::yield_global, nullptr, nullptr};
+  ctx::transfer_t t = jump(self, &m->g0, &post, false, m->eh);
+  finish_switch(current_m(), self, t);
+}
+
+void enter_blocking() {
+  M* m = current_m();
+  if (!m || !m->curg || m->sched->is_unwinding()) return;
+  m->sched->enter_blocking(m);
+}
+
+void exit_blocking() noexcept {
+  M* m = current_m();
+  if (!m || !m->curg || m->sched->is_unwinding()) return;
+  m->sched->exit_blocking(m, m->curg);
+}
 
 void yield() {
   M* m = current_m();

@@ -130,6 +130,10 @@ class Scheduler {
   // *threads. Takes lock_.
   bool quiet(long* threads) noexcept;
 
+  // Blocking calls (see fiber.hpp). `m` is current_m(), with a fiber running.
+  void enter_blocking(M* m);
+  void exit_blocking(M* m, G* self) noexcept;
+
   // Netpoller (netpoll.cpp). poller() creates it on first use (throws std::system_error).
   Poller* poller();
   void io_wait_begin() noexcept { io_waiters_.fetch_add(1, std::memory_order_seq_cst); }
@@ -236,6 +240,7 @@ class Scheduler {
   std::mutex allg_lock_;
   G* allg_ = nullptr;
 
+  int blocking_ = 0;                           // fibers in blocking calls, without a P (lock_)
   std::atomic<Poller*> poller_{nullptr};
   std::mutex poller_mu_;                       // creating poller_
   std::atomic<int> io_waiters_{0};             // fibers and threads in poll_wait

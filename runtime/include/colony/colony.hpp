@@ -1,6 +1,7 @@
 // <colony/colony.hpp>: everything colony offers.
 #pragma once
 
+#include "colony/blocking.hpp"
 #include "colony/chan.hpp"
 #include "colony/context.hpp"
 #include "colony/debug.hpp"

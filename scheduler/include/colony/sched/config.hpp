@@ -26,6 +26,10 @@ struct Config {
   // on_panic: called with an exception that escaped a `go` fiber and the fiber's id. Empty = print
   // "panic in fiber N: what() [spawned at file:line]" to stderr and abort, as Go does.
   std::function<void(std::exception_ptr, std::uint64_t fiber_id)> on_panic;
+  // max_threads: cap on the runtime's OS threads (Ms). Fibers in colony::blocking calls each
+  // hold one; a blocking call that would need more than max_threads - max_procs of them throws
+  // std::system_error (resource_unavailable_try_again) instead. Go's default is 10000 too.
+  int max_threads = 10000;
   // Deadlock detection (colony::run only; docs/design.md, "Deadlock detection"): when every
   // fiber is parked and nothing can ever wake one (no runnable fiber, no pending timer, no plain
   // thread known to the runtime still awake), the runtime reports "all fibers are asleep -

@@ -93,6 +93,15 @@ Scheduler& scheduler_of(const G* g) noexcept;
 
 // yield: put the calling fiber at the back of its P's run queue and run another.
 void yield();
+
+// enter_blocking / exit_blocking: bracket a call that blocks the OS thread (colony::blocking),
+// as Go's entersyscall / exitsyscall. On a fiber, enter_blocking gives up the P (handed to
+// another M at once if it has work or timers) and exit_blocking takes an idle P back, or else
+// queues the fiber on the global run queue and lets this M sleep until it is needed. No-ops on
+// a plain thread (and while shutdown unwinds). enter_blocking throws std::system_error (EAGAIN)
+// when Config::max_threads would be exceeded; it then has not given anything up.
+void enter_blocking();
+void exit_blocking() noexcept;
 // park: see the contract above. unlock may be null. Must be called on a fiber.
 using UnlockFn = bool (*)(G* g, void* arg);
 void park(UnlockFn unlock, void* arg, WaitReason reason);
