@@ -2,6 +2,8 @@
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include <chrono>
 #include <functional>
 #include <string>
@@ -27,9 +29,21 @@ TEST_P(Diag, DumpShowsStateWaitReasonAndSpawnSite) {
     auto r = colony::spawn([&] { never.recv(); });
     auto s = colony::spawn([&] { full.send(1); });
     auto sel = colony::spawn([&] { colony::select(colony::on_recv(never), colony::on_send(full, 2)); });
-    auto sl = colony::spawn([] { colony::this_fiber::sleep_for(50ms); });
-    colony::this_fiber::sleep_for(10ms);
-    std::string dump = colony::fiber_dump();
+    std::atomic<bool> stop{false};
+    auto sl = colony::spawn([&] {
+      while (!stop.load()) colony::this_fiber::sleep_for(20ms);
+    });
+    // Until every fiber is where it will stay (a loaded machine may take a while to get there).
+    std::string dump;
+    auto all_there = [&] {
+      for (const char* reason : {"[chan receive", "[chan send", "[select", "[sleep", "[running]"})
+        if (dump.find(reason) == std::string::npos) return false;
+      return true;
+    };
+    for (int i = 0; i < 500 && !all_there(); ++i) {
+      colony::this_fiber::sleep_for(2ms);
+      dump = colony::fiber_dump();
+    }
     EXPECT_NE(dump.find("[chan receive"), std::string::npos) << dump;
     EXPECT_NE(dump.find("[chan send"), std::string::npos) << dump;
     EXPECT_NE(dump.find("[select"), std::string::npos) << dump;
@@ -39,6 +53,7 @@ TEST_P(Diag, DumpShowsStateWaitReasonAndSpawnSite) {
     EXPECT_GE(colony::fibers().size(), 5u);
     never.close();       // releases the receiver and the select
     EXPECT_EQ(*full.recv(), 0);  // makes room: the parked sender's value moves in
+    stop = true;
     r.get();
     s.get();
     sel.get();

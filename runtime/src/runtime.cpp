@@ -115,6 +115,7 @@ Stats stats() {
   out.fibers = s.live_fibers();
   out.stack_bytes_mapped = s.stack_mapped_bytes();
   out.guarded_stacks = s.guarded_stacks();
+  out.long_runs = s.long_runs();
   out.procs = s.proc_stats();
   for (const auto& p : out.procs) {
     out.total.switches += p.switches;

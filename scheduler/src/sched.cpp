@@ -195,6 +195,8 @@ Scheduler::Scheduler(const Config& cfg)
     for (int i = nprocs_ - 1; i >= 0; --i) pidle_put(allp_[static_cast<std::size_t>(i)].get());
   }
   register_scheduler(this, true);
+  sysmon_ = std::thread([this] { sysmon(); });
+  sysmon_started_.sleep();
 }
 
 Scheduler::~Scheduler() {
@@ -249,6 +251,7 @@ void Scheduler::schedule(M* m) {
 void Scheduler::execute(M* m, G* g) noexcept {
   set_status(g, GStatus::runnable, GStatus::running);
   m->curg = g;
+  m->p->cur.store(g, std::memory_order_release);
   m->p->switches.inc();
   Post post{&m->g0, After::none, nullptr, nullptr};
   ctx::transfer_t t = jump(&m->g0, g, &post, false, m->eh);
@@ -712,10 +715,12 @@ top:
   if (next) {
     set_status(next, GStatus::runnable, GStatus::running);
     m->curg = next;
+    p->cur.store(next, std::memory_order_release);
     p->switches.inc();
     to = next;
   } else {
     m->curg = nullptr;
+    p->cur.store(nullptr, std::memory_order_relaxed);
     to = &m->g0;
   }
   Post post{self, after, unlock, arg};
@@ -1042,6 +1047,7 @@ bool Scheduler::shutdown(std::int64_t grace_ns) {
     throw std::logic_error("colony: a runtime cannot be shut down from one of its own threads");
   std::lock_guard<std::mutex> sl(shutdown_mu_);
   if (shut_down_) return true;
+  stop_sysmon();
   stopping_.store(true, std::memory_order_seq_cst);
   std::vector<M*> ms;
   {
@@ -1277,6 +1283,7 @@ void Scheduler::enter_blocking(M* m) {
               std::to_string(cfg_.max_threads) + ")");
     ++blocking_;
     p = releasep(m);
+    p->cur.store(nullptr, std::memory_order_relaxed);
     // Go's handoffp: a P with fibers queued or timers pending gets an M now; else it idles.
     handoff = !p->runq.empty() || p->runnext.load() != nullptr || runq_size_.load() > 0 ||
               p->timer0_when.load() != INT64_MAX;
@@ -1291,6 +1298,8 @@ void Scheduler::exit_blocking(M* m, G* self) noexcept {
     --blocking_;
     if (P* p = pidle_get()) {
       acquirep(m, p);
+      p->cur.store(self, std::memory_order_release);
+      p->switches.inc();  // a new run, as far as sysmon is concerned
       return;
     }
   }

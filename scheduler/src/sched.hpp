@@ -45,6 +45,7 @@ struct alignas(64) P {
   // Run queue. runnext: the fiber readied by the running one (runs next, inheriting locality).
   RunQueue<G> runq;
   std::atomic<G*> runnext{nullptr};
+  std::atomic<G*> cur{nullptr};     // the fiber running on this P, if any (read by sysmon)
   // Owner only:
   std::uint32_t schedtick = 0;      // fibers scheduled; every 61st checks the global queue
   std::uint32_t runnext_streak = 0; // consecutive picks from runnext (bounded for fairness)
@@ -129,6 +130,8 @@ class Scheduler {
   // quiet: no fiber running or runnable, no timer pending (or shutting down); adds its Ms to
   // *threads. Takes lock_.
   bool quiet(long* threads) noexcept;
+
+  std::uint64_t long_runs() const noexcept { return long_runs_.load(std::memory_order_relaxed); }
 
   // Blocking calls (see fiber.hpp). `m` is current_m(), with a fiber running.
   void enter_blocking(M* m);
@@ -239,6 +242,15 @@ class Scheduler {
 
   std::mutex allg_lock_;
   G* allg_ = nullptr;
+
+  // sysmon (sysmon.cpp): the monitor thread.
+  void sysmon() noexcept;
+  void stop_sysmon() noexcept;
+  std::thread sysmon_;
+  Note sysmon_note_;
+  Note sysmon_started_;  // the constructor waits: sysmon is vouched for before any check
+  std::atomic<bool> sysmon_stop_{false};
+  std::atomic<std::uint64_t> long_runs_{0};
 
   int blocking_ = 0;                           // fibers in blocking calls, without a P (lock_)
   std::atomic<Poller*> poller_{nullptr};

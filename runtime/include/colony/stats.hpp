@@ -17,6 +17,7 @@ struct Stats {
   std::int64_t fibers = 0;            // live fibers (started, not yet finished)
   std::size_t stack_bytes_mapped = 0; // address space reserved for stacks (not RSS)
   std::size_t guarded_stacks = 0;     // stacks with a guard page
+  std::uint64_t long_runs = 0;        // fibers seen running past Config::long_run_threshold
   std::vector<ProcStats> procs;       // one entry per P
   ProcStats total;                    // sum over procs
 };

@@ -9,6 +9,8 @@
 #include <functional>
 #include <string>
 
+#include "colony/sched/source_location.hpp"
+
 namespace colony {
 
 struct Config {
@@ -26,6 +28,14 @@ struct Config {
   // on_panic: called with an exception that escaped a `go` fiber and the fiber's id. Empty = print
   // "panic in fiber N: what() [spawned at file:line]" to stderr and abort, as Go does.
   std::function<void(std::exception_ptr, std::uint64_t fiber_id)> on_panic;
+  // on_long_run: called (on the runtime's monitor thread) when a fiber has run for
+  // long_run_threshold without reaching a switch point (colony cannot preempt it: it holds its
+  // processor meanwhile), with its id, how long it had run when noticed, and its spawn site.
+  // Counted in colony::stats().long_runs either way. Empty = count only.
+  std::function<void(std::uint64_t fiber_id, std::chrono::nanoseconds ran_for,
+                     const SourceLocation& spawned_at)>
+      on_long_run;
+  std::chrono::milliseconds long_run_threshold{10};
   // max_threads: cap on the runtime's OS threads (Ms). Fibers in colony::blocking calls each
   // hold one; a blocking call that would need more than max_threads - max_procs of them throws
   // std::system_error (resource_unavailable_try_again) instead. Go's default is 10000 too.

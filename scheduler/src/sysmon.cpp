@@ -1,0 +1,96 @@
+// sysmon: each runtime's monitor thread, after Go's sysmon (proc.go). It holds no P and runs no
+// fibers. Every few milliseconds (rarely when the runtime is idle) it:
+//   * notices a fiber that has run for Config::long_run_threshold without a switch point:
+//     colony cannot preempt it, so it counts it (stats().long_runs) and calls
+//     Config::on_long_run once per such run;
+//   * polls the netpoller when fibers wait on I/O and nobody has polled for 10 ms (every P
+//     stuck in a long run, say), injecting what is ready into the global queue;
+//   * re-checks for a deadlock when every P is idle (the check otherwise runs only when the
+//     last M goes idle or a plain thread blocks, and misses a state that only becomes dead
+//     when some other thread exits).
+// Go's sysmon also retakes the P of a thread stuck in a system call; colony::blocking hands
+// the P over at once instead (see enter_blocking), so there is nothing to retake.
+#include <chrono>
+
+#include "colony/sched/wait.hpp"
+#include "sched.hpp"
+
+namespace colony::sched {
+
+namespace {
+constexpr std::int64_t kBusyTickNs = 2'000'000;    // between checks while Ps are busy
+constexpr std::int64_t kIdleTickNs = 50'000'000;   // while every P is idle
+constexpr std::int64_t kPollAfterNs = 10'000'000;  // netpoll if nobody has for this long
+constexpr std::int64_t kDeadCheckNs = 100'000'000; // re-check for a deadlock this often
+}  // namespace
+
+void Scheduler::sysmon() noexcept {
+  internal_thread(+1);  // vouched for: deadlock detection must not wait for it
+  sysmon_started_.wakeup();
+  struct Seen {
+    G* g = nullptr;
+    std::uint64_t tick = ~0ull;
+    std::int64_t since = 0;
+    bool reported = false;
+  };
+  std::vector<Seen> seen(allp_.size());
+  const std::int64_t threshold = std::chrono::nanoseconds(cfg_.long_run_threshold).count();
+  std::int64_t last_dead_check = nanotime();
+  while (!sysmon_stop_.load(std::memory_order_acquire)) {
+    const std::int64_t now = nanotime();
+    bool busy = false;
+    for (std::size_t i = 0; i < allp_.size(); ++i) {
+      P* p = allp_[i].get();
+      // acquire: pairs with the release store of the M that started g, so g's construction
+      // (on whichever thread spawned it) happens before the reads below.
+      G* g = p->cur.load(std::memory_order_acquire);
+      const std::uint64_t tick = p->switches.get() + p->yields.get();
+      Seen& s = seen[i];
+      if (!g) {
+        s = Seen{};
+        continue;
+      }
+      busy = true;
+      if (g != s.g || tick != s.tick) {
+        s = Seen{g, tick, now, false};
+        continue;
+      }
+      if (!s.reported && threshold > 0 && now - s.since >= threshold) {
+        s.reported = true;
+        long_runs_.fetch_add(1, std::memory_order_relaxed);
+        if (cfg_.on_long_run) {
+          const SourceLocation site = SourceLocation::current(
+              g->site_file.load(std::memory_order_relaxed),
+              g->site_line.load(std::memory_order_relaxed),
+              g->site_function.load(std::memory_order_relaxed));
+          try {
+            cfg_.on_long_run(g->id.load(std::memory_order_relaxed),
+                             std::chrono::nanoseconds(now - s.since), site);
+          } catch (...) {
+            // a warning hook must not take the monitor down
+          }
+        }
+      }
+    }
+    if (io_waiters_.load(std::memory_order_relaxed) > 0 &&
+        netpoll_m_.load(std::memory_order_relaxed) == nullptr &&
+        now - last_poll_.load(std::memory_order_relaxed) > kPollAfterNs)
+      netpoll(0);
+    if (!busy && now - last_dead_check > kDeadCheckNs) {
+      last_dead_check = now;
+      if (std::function<void()> hook = check_dead()) hook();
+    }
+    sysmon_note_.clear();
+    if (sysmon_stop_.load(std::memory_order_acquire)) break;
+    sysmon_note_.sleep_until(nanotime() + (busy ? kBusyTickNs : kIdleTickNs));
+  }
+  internal_thread(-1);
+}
+
+void Scheduler::stop_sysmon() noexcept {
+  sysmon_stop_.store(true, std::memory_order_release);
+  sysmon_note_.wakeup();
+  if (sysmon_.joinable()) sysmon_.join();
+}
+
+}  // namespace colony::sched
