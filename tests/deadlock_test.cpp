@@ -249,8 +249,8 @@ TEST(DeadlockDeathTest, DefaultAborts) {
                "all fibers are asleep - deadlock!(.|\n)*chan receive");
 }
 
-// detect_deadlocks = false. The setup looks dead for 50 ms: the thread that ends it is vouched
-// for as a runtime helper (which it is not), so with detection on it is reported (the control).
+// detect_deadlocks = false. The setup looks dead until a thread ends it, which is vouched for as
+// a runtime helper (which it is not): with detection on it is reported (the control).
 bool reported_with(bool detect) {
   Chan<int> go_ahead, to_fiber(1);
   std::atomic<bool> reported{false};
@@ -259,7 +259,10 @@ bool reported_with(bool detect) {
   });
   std::thread releaser([&] {
     colony::sched::internal_thread(+1);
-    std::this_thread::sleep_for(50ms);
+    // With detection on, wait for the report (bounded); off, give it the time it would need.
+    auto until = std::chrono::steady_clock::now() + (detect ? 10s : 100ms);
+    while (!reported.load() && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(1ms);
     go_ahead.send(1);
     colony::sched::internal_thread(-1);
   });

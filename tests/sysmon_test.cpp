@@ -29,11 +29,16 @@ TEST(Sysmon, LongRunWithoutASwitchPointIsReported) {
   std::string site;
   int calls = 0;
   std::uint64_t busy_id = 0, long_runs = 0;
+  std::atomic<bool> seen{false};
   colony::run(
       [&] {
         auto f = colony::spawn([&] {
           busy_id = colony::this_fiber::id();
-          busy_for(100ms);
+          // No switch point until sysmon has reported (or 10 s, for a failing run).
+          auto until = std::chrono::steady_clock::now() + 10s;
+          while (!seen.load() && std::chrono::steady_clock::now() < until) {
+          }
+          busy_for(20ms);  // and a while longer: still one report for the same run
         });
         f.get();
         long_runs = colony::stats().long_runs;
@@ -46,6 +51,7 @@ TEST(Sysmon, LongRunWithoutASwitchPointIsReported) {
              reported_id = id;
              ran_for = d;
              site = at.file_name();
+             seen = true;
            }});
   std::lock_guard<std::mutex> lk(mu);
   EXPECT_EQ(calls, 1);  // once per run, not once per check

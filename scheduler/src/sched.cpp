@@ -316,6 +316,10 @@ void Scheduler::ensure_poller() noexcept {
 }
 
 void Scheduler::startm(P* p, bool spinning) noexcept {
+  if (sysmon_idle_.load(std::memory_order_seq_cst)) {  // a P gets busy: sysmon watches again
+    sysmon_idle_.store(false, std::memory_order_relaxed);
+    sysmon_note_.wakeup();
+  }
   std::unique_lock<std::mutex> lk(lock_);
   if (!p) p = pidle_get();
   if (!p || stopping_.load(std::memory_order_relaxed)) {

@@ -250,6 +250,7 @@ class Scheduler {
   Note sysmon_note_;
   Note sysmon_started_;  // the constructor waits: sysmon is vouched for before any check
   std::atomic<bool> sysmon_stop_{false};
+  std::atomic<bool> sysmon_idle_{false};  // sysmon sleeps long: startm wakes it
   std::atomic<std::uint64_t> long_runs_{0};
 
   int blocking_ = 0;                           // fibers in blocking calls, without a P (lock_)

@@ -81,8 +81,14 @@ void Scheduler::sysmon() noexcept {
       if (std::function<void()> hook = check_dead()) hook();
     }
     sysmon_note_.clear();
+    // Idle: sleep long, but startm wakes us as soon as a P gets busy again (Go's sysmonwait).
+    sysmon_idle_.store(!busy, std::memory_order_seq_cst);
     if (sysmon_stop_.load(std::memory_order_acquire)) break;
-    sysmon_note_.sleep_until(nanotime() + (busy ? kBusyTickNs : kIdleTickNs));
+    // A P held by an M that is only looking for work counts as busy here (short sleeps), and
+    // so does one that got busy since the scan (its startm may have missed sysmon_idle_).
+    const bool idle = !busy && npidle_.load(std::memory_order_seq_cst) == nprocs_;
+    sysmon_note_.sleep_until(nanotime() + (idle ? kIdleTickNs : kBusyTickNs));
+    sysmon_idle_.store(false, std::memory_order_relaxed);
   }
   internal_thread(-1);
 }
