@@ -98,19 +98,39 @@ TEST_P(Netpoll, DeadlineFires) {
   });
 }
 
+// wait_until_io_parked: until some fiber shows "IO wait" in the dump (bounded).
+void wait_until_io_parked() {
+  for (int i = 0; i < 5000; ++i) {
+    if (colony::fiber_dump().find("IO wait") != std::string::npos) return;
+    colony::this_fiber::sleep_for(1ms);
+  }
+  ADD_FAILURE() << "no fiber parked on I/O";
+}
+
 TEST_P(Netpoll, CloseAndInterruptWakeWaitersWithCancelled) {
   run_fibers([] {
     auto p = std::make_unique<Pipe>();
     auto a = colony::spawn([&] { return poll_wait(p->pd, PollMode::read, INT64_MAX); });
-    colony::this_fiber::sleep_for(5ms);
+    wait_until_io_parked();
     colony::sched::poll_interrupt(p->pd, PollMode::read);
     EXPECT_EQ(a.get(), ECANCELED);
     auto b = colony::spawn([&] { return poll_wait(p->pd, PollMode::read, INT64_MAX); });
-    colony::this_fiber::sleep_for(5ms);
+    wait_until_io_parked();
     poll_close(p->pd);
     EXPECT_EQ(b.get(), ECANCELED);
     EXPECT_EQ(poll_wait(p->pd, PollMode::read, INT64_MAX), ECANCELED);  // closed: at once
     p->pd = nullptr;
+  });
+}
+
+TEST_P(Netpoll, InterruptWithNobodyWaitingIsNotLost) {
+  // A caller between its check and its poll_wait must not sleep through the interrupt: the
+  // wait returns at once (0: look again), once.
+  run_fibers([] {
+    Pipe p;
+    colony::sched::poll_interrupt(p.pd, PollMode::read);
+    EXPECT_EQ(poll_wait(p.pd, PollMode::read, in_ns(10s)), 0);
+    EXPECT_EQ(poll_wait(p.pd, PollMode::read, in_ns(5ms)), ETIMEDOUT);  // consumed
   });
 }
 

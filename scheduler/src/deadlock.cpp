@@ -15,8 +15,10 @@
 // errs on the side of silence: it can miss a deadlock, it must not report a false one.
 //
 // The counts are read at different moments, so a global epoch makes the reading consistent: it
-// moves whenever a P leaves an idle list (a fiber may run, a thread may be created) and whenever
-// a counted plain thread is woken. The check reads the epoch, then the vouched-for threads, then
+// moves whenever a P leaves an idle list (a fiber may run, a thread may be created), whenever
+// a counted plain thread is woken, and whenever a runtime helper thread starts or ends (one
+// ending between the two readings would make room for an unaccounted thread). Ms only end when
+// their runtime shuts down, and a runtime that is shutting down is not quiet. The check reads the epoch, then the vouched-for threads, then
 // /proc, then the epoch again: unchanged, the asleep threads were asleep throughout, no fiber ran,
 // so /proc counting no more threads than that means no other thread existed, nor can appear.
 #include <fcntl.h>
@@ -122,7 +124,12 @@ void outside_thread_woken(Waiter& w) noexcept {
 
 void deadlock_epoch_bump() noexcept { g_epoch.fetch_add(1, std::memory_order_seq_cst); }
 
-void internal_thread(int delta) noexcept { g_internal.fetch_add(delta); }
+void internal_thread(int delta) noexcept {
+  // A vouched-for thread that ends between a check's reading of the counts and of /proc would
+  // make room for an unaccounted one: the epoch makes that check start over.
+  g_internal.fetch_add(delta, std::memory_order_seq_cst);
+  g_epoch.fetch_add(1, std::memory_order_seq_cst);
+}
 
 void Scheduler::set_deadlock_hook(std::function<void()> hook) {
   std::lock_guard<std::mutex> lk(lock_);

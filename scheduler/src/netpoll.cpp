@@ -37,6 +37,10 @@
 #include "colony/sched/wait.hpp"
 #include "sched.hpp"
 
+#if defined(COLONY_TSAN)
+#include <sanitizer/tsan_interface.h>
+#endif
+
 namespace colony::sched {
 
 struct PollDesc {
@@ -184,6 +188,9 @@ int Scheduler::netpoll(std::int64_t until_ns) noexcept {
       (void)r;
       continue;
     }
+#if defined(COLONY_TSAN)
+    __tsan_acquire(pd);  // pairs with the release in poll_open
+#endif
     const std::uint32_t e = evs[i].events;
     const bool rd = e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR);
     const bool wr = e & (EPOLLOUT | EPOLLHUP | EPOLLERR);
@@ -220,6 +227,10 @@ PollDesc* poll_open(int fd) {
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.ptr = pd;
+#if defined(COLONY_TSAN)
+  // The kernel orders this epoll_ctl before the epoll_wait that returns pd; TSan cannot see it.
+  __tsan_release(pd);
+#endif
   if (::epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
     int e = errno;
     p->release(pd);
@@ -244,10 +255,15 @@ void poll_close(PollDesc* pd) noexcept {
 }
 
 void poll_interrupt(PollDesc* pd, PollMode mode) noexcept {
+  const int m = static_cast<int>(mode);
   WaitList wake;
   {
     std::lock_guard<SpinLock> lk(pd->lock);
-    take_all(pd->waiters[static_cast<int>(mode)], wake, kCancelled);
+    // Nobody parked yet: a caller between its check and its poll_wait would miss the interrupt.
+    // The ready flag makes that poll_wait return at once instead (a hint, like every wake-up),
+    // and the caller sees whatever made it interrupt (a cancelled Context, a deadline).
+    if (pd->waiters[m].empty()) pd->ready[m] = true;
+    else take_all(pd->waiters[m], wake, kCancelled);
   }
   wake_all(wake);
 }

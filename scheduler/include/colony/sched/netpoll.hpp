@@ -40,7 +40,8 @@ void poll_close(PollDesc* pd) noexcept;
 int poll_wait(PollDesc* pd, PollMode mode, std::int64_t deadline_ns);
 
 // poll_interrupt: wakes the current waiters of `mode` with ECANCELED (a Context cancelled, a
-// shutdown of the socket). Waits that start afterwards are unaffected.
+// shutdown of the socket). With nobody waiting, it sets the direction's ready flag instead, so a
+// caller that was about to wait returns at once (with 0) and can notice why it was interrupted.
 void poll_interrupt(PollDesc* pd, PollMode mode) noexcept;
 
 // poll_fd: the fd a PollDesc was opened for.
