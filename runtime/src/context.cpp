@@ -1,8 +1,12 @@
 #include "colony/context.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <list>
 #include <mutex>
+#include <thread>
 #include <vector>
+
 
 namespace colony {
 
@@ -27,6 +31,24 @@ const std::error_category& context_category() noexcept {
 
 namespace detail {
 
+// AfterFunc: one after_func registration. state: pending -> running -> finished (cancel), or
+// pending -> stopped (stop); each transition has one writer, the party that won the CAS.
+struct AfterFunc {
+  enum : int { pending, running, finished, stopped };
+  std::function<void()> fn;
+  std::atomic<int> state{pending};
+  bool linked = false;                                   // in ContextState::after (its lock)
+  std::list<std::shared_ptr<AfterFunc>>::iterator pos;   // valid while linked
+
+  void run() noexcept {
+    int expected = pending;
+    if (!state.compare_exchange_strong(expected, running, std::memory_order_acq_rel)) return;
+    fn();  // must not throw (after_func's contract); an exception terminates
+    fn = nullptr;
+    state.store(finished, std::memory_order_release);
+  }
+};
+
 struct ContextState {
   std::shared_ptr<ContextState> parent;
   Chan<std::monostate> done;
@@ -34,6 +56,7 @@ struct ContextState {
   sched::SpinLock lock;
   std::error_code err;                              // (lock)
   std::vector<std::weak_ptr<ContextState>> children;  // (lock)
+  std::list<std::shared_ptr<AfterFunc>> after;        // after_func registrations (lock)
   sched::Timer timer;                               // armed for a deadline
   bool timer_armed = false;
 
@@ -44,13 +67,17 @@ struct ContextState {
   // cancel: idempotent. Closes done, cancels the children, leaves the parent's list.
   void cancel(std::error_code e, bool detach_from_parent) {
     std::vector<std::weak_ptr<ContextState>> kids;
+    std::list<std::shared_ptr<AfterFunc>> funcs;
     {
       std::lock_guard<sched::SpinLock> lk(lock);
       if (err) return;
       err = e;
       kids.swap(children);
+      funcs.swap(after);
+      for (auto& f : funcs) f->linked = false;
     }
     done.close();
+    for (auto& f : funcs) f->run();
     for (auto& w : kids)
       if (auto k = w.lock()) k->cancel(e, false);
     if (detach_from_parent && parent) parent->forget(this);
@@ -132,6 +159,48 @@ std::pair<Context, std::function<void()>> with_timeout(const Context& parent,
                                                       std::chrono::nanoseconds d) {
   return with_deadline(parent, std::chrono::steady_clock::now() +
                                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(d));
+}
+
+std::function<bool()> after_func(const Context& ctx, std::function<void()> f) {
+  static const std::shared_ptr<detail::ContextState> root = background().st_;
+  if (ctx.st_ == root) return [] { return true; };  // never done: nothing to register
+  auto a = std::make_shared<detail::AfterFunc>();
+  a->fn = std::move(f);
+  bool done_already = false;
+  {
+    std::lock_guard<sched::SpinLock> lk(ctx.st_->lock);
+    if (ctx.st_->err) {
+      done_already = true;
+    } else {
+      a->pos = ctx.st_->after.insert(ctx.st_->after.end(), a);
+      a->linked = true;
+    }
+  }
+  if (done_already) {
+    a->run();
+    return [] { return false; };
+  }
+  std::weak_ptr<detail::ContextState> wst = ctx.st_;
+  return [a, wst]() -> bool {
+    int expected = detail::AfterFunc::pending;
+    if (a->state.compare_exchange_strong(expected, detail::AfterFunc::stopped,
+                                         std::memory_order_acq_rel)) {
+      if (auto st = wst.lock()) {
+        std::lock_guard<sched::SpinLock> lk(st->lock);
+        if (a->linked) {
+          st->after.erase(a->pos);
+          a->linked = false;
+        }
+      }
+      a->fn = nullptr;
+      return true;
+    }
+    // Cancelled: f has run, or is running on another thread (it cannot be running on this
+    // one: it never parks). It is short and never blocks, so waiting for it does not park.
+    while (a->state.load(std::memory_order_acquire) == detail::AfterFunc::running)
+      std::this_thread::yield();
+    return false;
+  };
 }
 
 Group::Group(const Context& parent) {

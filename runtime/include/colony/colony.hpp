@@ -7,6 +7,7 @@
 #include "colony/debug.hpp"
 #include "colony/future.hpp"
 #include "colony/go.hpp"
+#include "colony/net.hpp"
 #include "colony/run.hpp"
 #include "colony/select.hpp"
 #include "colony/stats.hpp"

@@ -53,6 +53,7 @@ class Context {
   friend std::pair<Context, std::function<void()>> with_cancel(const Context&);
   friend std::pair<Context, std::function<void()>> with_deadline(
       const Context&, std::chrono::steady_clock::time_point);
+  friend std::function<bool()> after_func(const Context&, std::function<void()>);
   explicit Context(std::shared_ptr<detail::ContextState> s) : st_(std::move(s)) {}
   std::shared_ptr<detail::ContextState> st_;
 };
@@ -67,6 +68,16 @@ std::pair<Context, std::function<void()>> with_deadline(const Context& parent,
                                                        std::chrono::steady_clock::time_point t);
 std::pair<Context, std::function<void()>> with_timeout(const Context& parent,
                                                       std::chrono::nanoseconds d);
+
+// after_func: arranges for f() to run once ctx is done (Go 1.21's context.AfterFunc); runs it at
+// once, on the calling thread, if ctx is already done. f runs on the thread that cancels the
+// context (possibly inside a timer callback, for a deadline): it must be short and must not
+// block (to block, hand the work to a fiber, e.g. with Chan::try_send). Returns `stop`: stop()
+// unregisters f and returns true if f had not started; false if it has already run, or is
+// running, in which case stop() waits until f has returned (unlike Go: after stop(), f is
+// never running, so it may use objects the caller frees next; do not call stop() from f).
+// Registrations on background() cost nothing (it is never done). Safe from any fiber or thread.
+std::function<bool()> after_func(const Context& ctx, std::function<void()> f);
 
 // Group: fibers started together; wait() returns when all have finished and rethrows the first
 // exception any of them threw. The first exception also cancels the group's context, so the

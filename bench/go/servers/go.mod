@@ -1,0 +1,3 @@
+module colonyservers
+
+go 1.19

@@ -1,0 +1,154 @@
+// A small HTTP/1.1 server on colony::net: one fiber per connection, keep-alive, pipelining
+// (requests of one connection are answered in order; responses to requests that arrived
+// together go out in one write), Content-Length bodies, limits on the header's size and number
+// of fields, 400 for malformed requests, 408 for clients too slow to send their header, and a
+// graceful shutdown (stop accepting, let in-flight requests finish under a deadline).
+//
+// Not supported: chunked (or any Transfer-Encoding) request bodies get 501 and the connection
+// is closed; no TLS, no HTTP/2, no Expect: 100-continue (the body is read anyway).
+//
+//   http::Server srv([](const http::Request& req, http::Response& res) {
+//     res.body = "Hello, World!\n";
+//   });
+//   auto ln = colony::net::TcpListener::listen(colony::net::Address::parse("127.0.0.1:8080"));
+//   colony::go([&] { srv.serve(ln); });   // returns once shutdown() has begun
+//   ...
+//   srv.shutdown(std::chrono::seconds(5));
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <colony/colony.hpp>
+#include <colony/net.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace http {
+
+// Limits: what a request may be.
+struct Limits {
+  std::size_t max_header_bytes = 8192;   // request line + header fields (431 beyond)
+  std::size_t max_headers = 100;         // header fields (431 beyond)
+  std::size_t max_body_bytes = 1 << 20;  // Content-Length (413 beyond)
+};
+
+// Request: views into the connection's buffer, valid during the handler call.
+struct Request {
+  std::string_view method, target, version;  // "GET", "/", "HTTP/1.1"
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+  std::string_view body;
+  std::size_t content_length = 0;
+  bool keep_alive = true;  // what the client asked for (HTTP/1.1 default, Connection header)
+  // ctx: cancelled when the server gives up on in-flight requests (the shutdown deadline).
+  const colony::Context* ctx = nullptr;
+
+  // header: the first field of that name (case-insensitive), or "".
+  std::string_view header(std::string_view name) const;
+  // path: target without the query; query: after '?', or "".
+  std::string_view path() const;
+  std::string_view query() const;
+};
+
+// Response: what the handler fills in. Content-Length and Date are always sent.
+struct Response {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::vector<std::pair<std::string, std::string>> headers;  // extra fields
+  std::string body;
+};
+
+using Handler = std::function<void(const Request&, Response&)>;
+
+// demo_handler: the routes of examples/http_server.cpp (and the tests):
+//   GET /            "Hello, World!\n" (the body of bench/go/servers/hello)
+//   POST /echo       the request body
+//   GET /sleep?ms=N  waits N ms (at most 60 s; cut short by the server's shutdown deadline)
+//   anything else    404
+Handler demo_handler();
+
+// ParseStatus: the outcome of parse_request (the value is the status code to answer with, for
+// the errors).
+enum class ParseStatus {
+  complete = 0,
+  incomplete = 1,  // need more bytes
+  bad_request = 400,
+  payload_too_large = 413,
+  header_too_large = 431,
+  not_implemented = 501,
+  version_not_supported = 505,
+};
+
+struct ParseResult {
+  ParseStatus status = ParseStatus::incomplete;
+  std::size_t head_len = 0;  // bytes of request line + headers + blank line (when complete)
+  const char* why = "";      // for errors: a short reason (sent as the body)
+};
+
+// parse_request: parses the request line and header at the start of buf (leading empty lines
+// are skipped and counted in head_len). Fills req's views (not its body).
+ParseResult parse_request(std::string_view buf, Request& req, const Limits& limits);
+
+// reason_phrase: "OK", "Not Found", ...
+const char* reason_phrase(int status) noexcept;
+
+// Options: the server's settings.
+struct Options {
+  Limits limits;
+  // header_timeout: from a request's first byte to the end of its header (408 after).
+  std::chrono::milliseconds header_timeout{10000};
+  // idle_timeout: a keep-alive connection waiting for its next request is closed after this.
+  std::chrono::milliseconds idle_timeout{60000};
+  // io_timeout: reading a body, writing a response.
+  std::chrono::milliseconds io_timeout{30000};
+};
+
+// Stats: counters since the server started.
+struct Stats {
+  std::uint64_t connections = 0, requests = 0, bad_requests = 0, timeouts = 0, open = 0;
+};
+
+class Server {
+ public:
+  explicit Server(Handler handler, Options opts = {});
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // serve: accepts on ln (one fiber per connection) until shutdown() begins or ln is closed.
+  // Call it on a fiber; it returns once the accept loop has stopped.
+  void serve(colony::net::TcpListener& ln);
+  // shutdown: stops accepting, closes idle connections, lets in-flight requests finish (their
+  // connections close after the response) and waits up to `drain`; then cancels the requests'
+  // context and cuts the connections still open, and waits for their fibers. True if everything
+  // finished within the drain period.
+  bool shutdown(std::chrono::milliseconds drain);
+
+  Stats stats() const;
+
+ private:
+  struct Conn;
+  void handle(colony::net::TcpStream s);
+  void serve_conn(Conn& c);
+  void track(Conn* c);
+  void untrack(Conn* c);
+
+  Handler handler_;
+  Options opts_;
+  colony::Context ctx_;  // cancelled at the end of the drain period
+  std::function<void()> cancel_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<colony::net::TcpListener*> listener_{nullptr};
+  colony::WaitGroup conns_wg_;
+  colony::WaitGroup serve_wg_;
+  mutable colony::sched::SpinLock lock_;  // conns_
+  std::list<Conn*> conns_;                // open connections (lock_)
+  std::atomic<std::uint64_t> n_conns_{0}, n_requests_{0}, n_bad_{0}, n_timeouts_{0};
+};
+
+}  // namespace http

@@ -1,0 +1,789 @@
+// colony::Pool: the worker loop, submit, the purger, tune, release. The design and the reasons
+// behind it are in docs/pool.md; the lock and the invariants are at the top of pool_core.hpp.
+#include <cxxabi.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <typeinfo>
+#include <vector>
+
+#include "colony/chan.hpp"
+#include "colony/select.hpp"
+#include "pool_core.hpp"
+
+namespace colony {
+namespace detail {
+
+namespace {
+
+// coarse_now: the kernel's cached monotonic clock (a few ns, ~4 ms resolution): the time base of
+// Worker::last_used and of the purger's cutoff. It plays the part of ants' ticktock goroutine.
+std::int64_t coarse_now() noexcept {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// pop_all: unlinks every waiter of `l` (under its lock) into a chain through Waiter::tag, so that
+// they can be notified after the lock is released.
+sched::Waiter* pop_all(sched::WaitList& l, std::uint8_t result = 0) noexcept {
+  sched::Waiter* chain = nullptr;
+  while (sched::Waiter* w = l.pop_front()) {
+    w->result = result;
+    w->tag = reinterpret_cast<std::uintptr_t>(chain);
+    chain = w;
+  }
+  return chain;
+}
+
+void notify_chain(sched::Waiter* w) noexcept {
+  while (w) {
+    auto* next = reinterpret_cast<sched::Waiter*>(w->tag);  // read before w may vanish
+    sched::notify(*w);
+    w = next;
+  }
+}
+
+// notify_workers: wakes a chain of workers taken out of IdleWorkers (their exit or task set).
+void notify_workers(Worker* w) noexcept {
+  while (w) {
+    Worker* next = w->next_stale;  // w lives on its fiber's stack: read all before the wake
+    sched::Waiter* pw = w->parked;
+    sched::notify(*pw);
+    w = next;
+  }
+}
+
+std::string demangle(const char* name) {
+  int status = 0;
+  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  std::string out = (status == 0 && d) ? d : name;
+  std::free(d);
+  return out;
+}
+
+// describe_current: the exception being handled, for logs. Call inside a catch block.
+std::string describe_current() {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    return demangle(typeid(e).name()) + ": " + e.what();
+  } catch (...) {
+    const std::type_info* t = abi::__cxa_current_exception_type();
+    return "non-std exception of type " + (t ? demangle(t->name()) : std::string("unknown"));
+  }
+}
+
+std::string site_text(const SourceLocation& s) {
+  std::string out = s.file_name();
+  out += ':';
+  out += std::to_string(s.line());
+  if (*s.function_name()) {
+    out += " in ";
+    out += s.function_name();
+  }
+  return out;
+}
+
+// WorkerMain: the callable of a worker fiber. If the fiber never runs (its runtime shut down
+// first, or starting it failed), the destructor gives back its slot and its first task.
+struct WorkerMain {
+  std::shared_ptr<PoolCore> core;
+  PoolTask first;
+  WorkerMain(std::shared_ptr<PoolCore> c, PoolTask t) noexcept
+      : core(std::move(c)), first(std::move(t)) {}
+  WorkerMain(WorkerMain&&) noexcept = default;
+  ~WorkerMain() {
+    if (core) core->worker_never_ran(first);
+  }
+  void operator()() {
+    std::shared_ptr<PoolCore> c = std::move(core);  // keeps the core alive until we are gone
+    c->worker_loop(std::move(first));
+  }
+};
+
+struct PurgerMain {
+  std::shared_ptr<PoolCore> core;
+  std::uint64_t gen;
+  PurgerMain(std::shared_ptr<PoolCore> c, std::uint64_t g) noexcept : core(std::move(c)), gen(g) {}
+  PurgerMain(PurgerMain&&) noexcept = default;
+  ~PurgerMain() {
+    if (core) core->purger_gone(gen);
+  }
+  void operator()() {
+    std::shared_ptr<PoolCore> c = std::move(core);
+    c->purger_loop(gen);
+  }
+};
+
+}  // namespace
+
+// CtxWatch: while a submit(ctx, ...) waits for a worker, a small fiber selects on the context's
+// done() channel and on `stop`; if the context ends first it takes the submitter out of the
+// wait queue (PoolCore::cancel_wait). Started only when the submitter has to wait, and stopped
+// and joined before the submit returns.
+class CtxWatch {
+ public:
+  CtxWatch(PoolCore& core, const Context& ctx) : core_(core) {
+    done_ = colony::spawn([this, ctx] {
+      colony::select(colony::on_recv(ctx.done()), colony::on_recv(stop_));
+      if (ctx.is_done()) core_.cancel_wait(*this);
+    });
+  }
+  ~CtxWatch() {
+    try {
+      stop_.close();
+      done_.wait();
+    } catch (...) {  // NOLINT: only while unwinding at shutdown, when waiting is impossible
+    }
+  }
+  CtxWatch(const CtxWatch&) = delete;
+  CtxWatch& operator=(const CtxWatch&) = delete;
+
+  bool fired = false;               // (core lock) the context ended
+  sched::Waiter* waiter = nullptr;  // (core lock) the submitter's Waiter while parked
+
+ private:
+  PoolCore& core_;
+  Chan<std::monostate> stop_;
+  Future<void> done_;
+};
+
+struct PoolCore::Wakeups {
+  sched::Waiter* retry = nullptr;  // a submitter that may now start a worker
+  sched::Waiter* done = nullptr;   // await_exit callers
+  void notify() noexcept {
+    if (retry) sched::notify(*retry);
+    notify_chain(done);
+  }
+};
+
+PoolCore::PoolCore(int capacity, PoolOptions opts, const SourceLocation& site,
+                   PinnedRuntime* pinned)
+    : capacity_(capacity), opts_(std::move(opts)), site_(site), pinned_(pinned) {
+  idle_.init(opts_.pre_alloc, opts_.pre_alloc ? static_cast<std::size_t>(capacity) : 0);
+}
+
+std::error_code PoolCore::reject(std::error_code ec) noexcept {
+  stats_.rejected.fetch_add(1, std::memory_order_relaxed);
+  return ec;
+}
+
+void PoolCore::accept_locked() noexcept {
+  pending_.fetch_add(1, std::memory_order_relaxed);
+  // Only written under lock_: a plain store, not a locked read-modify-write.
+  stats_.submitted.store(stats_.submitted.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_relaxed);
+}
+
+void PoolCore::add_running_locked() noexcept {
+  const int n = running_.load(std::memory_order_relaxed) + 1;
+  running_.store(n, std::memory_order_relaxed);
+  ++live_;
+  peak_running_ = std::max(peak_running_, n);
+}
+
+void PoolCore::left_service_locked(Worker* w) noexcept {
+  if (w) w->exit = true;
+  running_.store(running_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+}
+
+Worker* PoolCore::tell_exit_locked(Worker* chain) noexcept {
+  for (Worker* w = chain; w; w = w->next_stale) {
+    w->idle = false;
+    w->wl.remove(w->parked);
+    left_service_locked(w);
+  }
+  return chain;
+}
+
+PoolTask PoolCore::pop_queue_locked() noexcept {
+  PoolTask t = std::move(queue_.front());
+  queue_.pop_front();
+  queued_.store(queue_.size(), std::memory_order_relaxed);
+  return t;
+}
+
+// ---------------------------------------------------------------------------------- submit
+
+// yield_to_worker: after a fiber handed a task to a worker (or started one), which is now next
+// in line on the fiber's processor (runnext): let it run now, while the task is hot in cache, as
+// ants gets from an unbuffered worker channel. It also keeps a submitter that never blocks from
+// readying idle workers faster than they can run, which would cycle through every idle worker (cold
+// stacks) instead of reusing the few most recent ones. On a plain thread: nothing.
+static void yield_to_worker() {
+  if (sched::current_g()) sched::yield();
+}
+
+std::error_code PoolCore::submit(PoolTask& t, std::int64_t deadline_ns, const Context* ctx) {
+  if (closed_.load(std::memory_order_acquire)) return reject(pool_errc::pool_closed);
+  if (ctx) {
+    if (std::error_code e = ctx->err()) return reject(e);
+  }
+  std::optional<CtxWatch> watch;  // started the first time this submit has to wait
+  lock_.lock();
+  for (;;) {
+    if (closed_.load(std::memory_order_relaxed)) {
+      lock_.unlock();
+      return reject(pool_errc::pool_closed);
+    }
+    if (Worker* w = idle_.detach()) {
+      w->idle = false;
+      sched::Waiter* pw = w->parked;
+      w->wl.remove(pw);
+      w->task = std::move(t);
+      accept_locked();
+      lock_.unlock();
+      sched::notify(*pw);
+      yield_to_worker();
+      return {};
+    }
+    const int cap = capacity_.load(std::memory_order_relaxed);
+    if (cap < 0 || running_.load(std::memory_order_relaxed) < cap) {
+      add_running_locked();
+      accept_locked();
+      lock_.unlock();
+      spawn_worker(std::move(t));
+      yield_to_worker();  // the new worker is next in line too (start_fiber's runnext)
+      return {};
+    }
+    if (queue_.size() < opts_.queue_capacity) {
+      queue_.push_back(std::move(t));
+      queued_.store(queue_.size(), std::memory_order_relaxed);
+      accept_locked();
+      lock_.unlock();
+      return {};
+    }
+    if (opts_.nonblocking ||
+        (opts_.max_blocking_tasks > 0 &&
+         waiters_.size >= static_cast<std::size_t>(opts_.max_blocking_tasks))) {
+      lock_.unlock();
+      return reject(pool_errc::pool_overload);
+    }
+    if (ctx && !watch) {
+      lock_.unlock();  // spawning may switch: never with the lock held
+      watch.emplace(*this, *ctx);
+      lock_.lock();
+      continue;  // the world may have changed meanwhile
+    }
+    if (watch && watch->fired) {
+      lock_.unlock();
+      return reject(ctx->err());
+    }
+    if (deadline_ns <= sched::nanotime()) {
+      lock_.unlock();
+      return reject(pool_errc::timeout);
+    }
+
+    std::uint8_t result;
+    {
+      sched::Waiter w;
+      w.data = &t;
+      waiters_.push_back(&w);
+      if (watch) watch->waiter = &w;
+      // Clears the watch's pointer to `w` before `w` goes away, however this wait ends.
+      struct Unwatch {
+        PoolCore* c;
+        CtxWatch* watch;
+        ~Unwatch() {
+          c->waiting_.fetch_sub(1, std::memory_order_relaxed);
+          if (!watch) return;
+          std::lock_guard<sched::SpinLock> lk(c->lock_);
+          watch->waiter = nullptr;
+        }
+      } unwatch{this, watch ? &*watch : nullptr};
+      waiting_.fetch_add(1, std::memory_order_relaxed);
+      if (!sched::wait_until(w, lock_, sched::WaitReason::pool, deadline_ns))
+        return reject(pool_errc::timeout);
+      result = w.result;
+    }
+    switch (result) {
+      case kHanded:
+        return {};
+      case kClosed:
+        return reject(pool_errc::pool_closed);
+      case kCancelled:
+        return reject(ctx->err());
+      default:  // kRetry
+        break;
+    }
+    lock_.lock();
+  }
+}
+
+void PoolCore::cancel_wait(CtxWatch& watch) noexcept {
+  sched::Waiter* w = nullptr;
+  {
+    std::lock_guard<sched::SpinLock> lk(lock_);
+    watch.fired = true;
+    if (watch.waiter && watch.waiter->linked) {
+      w = watch.waiter;
+      waiters_.remove(w);
+      w->result = kCancelled;
+    }
+  }
+  if (w) sched::notify(*w);
+}
+
+void PoolCore::spawn_worker(PoolTask&& t) {
+  // If anything below throws, wm's destructor gives the slot and the task back.
+  WorkerMain wm(shared_from_this(), std::move(t));
+  sched::Scheduler& s = pinned_ ? *pinned_->sched : sched::current_or_default();
+  colony::detail::start_fiber(s, SpawnOptions{opts_.stack_size}, std::move(wm), site_);
+  stats_.workers_started.fetch_add(1, std::memory_order_relaxed);
+}
+
+// ---------------------------------------------------------------------------------- workers
+
+void PoolCore::worker_loop(PoolTask first) {
+  Worker w;
+  struct Exit {
+    PoolCore* c;
+    Worker* w;
+    ~Exit() { c->worker_exit(*w); }
+  } exit{this, &w};
+  PoolTask t = std::move(first);
+  for (;;) {
+    run_task(t);
+    if (!next_task(w, t)) return;
+  }
+}
+
+void PoolCore::run_task(PoolTask& t) {
+  struct Done {
+    PoolCore* c;
+    PoolTask& t;
+    bool finished = false;
+    ~Done() {
+      t.reset();  // the task's captures go before wait() can return
+      if (finished) c->stats_.completed.fetch_add(1, std::memory_order_relaxed);
+      c->task_done();
+    }
+  } done{this, t};
+  try {
+    t();
+  } catch (const FiberUnwind&) {
+    throw;
+  } catch (...) {
+    on_panic(std::current_exception(), describe_current(), t.site());
+  }
+  done.finished = true;
+}
+
+void PoolCore::on_panic(std::exception_ptr e, const std::string& what, const SourceLocation& site) {
+  stats_.panics.fetch_add(1, std::memory_order_relaxed);
+  if (opts_.panic_handler) {
+    try {
+      opts_.panic_handler(std::move(e));
+    } catch (const FiberUnwind&) {
+      throw;
+    } catch (...) {
+      log("colony::Pool: the panic handler threw " + describe_current() + " while handling " +
+          what + " [task submitted at " + site_text(site) + "]");
+    }
+    return;
+  }
+  log("colony::Pool: task panicked: " + what + " [submitted at " + site_text(site) +
+      "]; the worker carries on");
+}
+
+void PoolCore::log(const std::string& line) noexcept {
+  if (opts_.logger) {
+    try {
+      opts_.logger(line);
+      return;
+    } catch (...) {  // NOLINT: a logger that throws falls back to stderr (even FiberUnwind:
+    }                // this function is noexcept, and the caller reaches a park soon)
+  }
+  std::string out = line;
+  out += '\n';
+  std::fwrite(out.data(), 1, out.size(), stderr);
+}
+
+void PoolCore::task_done() noexcept {
+  if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  sched::Waiter* chain;
+  {
+    std::lock_guard<sched::SpinLock> lk(drain_lock_);
+    chain = pop_all(drain_wl_);
+  }
+  notify_chain(chain);
+}
+
+bool PoolCore::next_task(Worker& w, PoolTask& t) {
+  lock_.lock();
+  for (;;) {
+    const bool closed = closed_.load(std::memory_order_relaxed);
+    if (!queue_.empty()) {
+      t = pop_queue_locked();
+      sched::Waiter* s = nullptr;
+      if (!closed && (s = waiters_.pop_front())) {  // its task takes the freed queue slot
+        queue_.push_back(std::move(*static_cast<PoolTask*>(s->data)));
+        queued_.store(queue_.size(), std::memory_order_relaxed);
+        accept_locked();
+        s->result = kHanded;
+      }
+      lock_.unlock();
+      if (s) sched::notify(*s);
+      return true;
+    }
+    const int cap = capacity_.load(std::memory_order_relaxed);
+    if (closed || (cap > 0 && running_.load(std::memory_order_relaxed) > cap)) {
+      if (!closed) stats_.workers_retired.fetch_add(1, std::memory_order_relaxed);
+      left_service_locked(&w);
+      lock_.unlock();
+      return false;
+    }
+    if (sched::Waiter* s = waiters_.pop_front()) {  // hand ourselves to the longest waiter
+      t = std::move(*static_cast<PoolTask*>(s->data));
+      accept_locked();
+      s->result = kHanded;
+      lock_.unlock();
+      sched::notify(*s);
+      return true;
+    }
+    if (!opts_.disable_purge && !purger_running_ && !purger_failed_) {
+      start_purger_unlocking();
+      continue;
+    }
+    // Go idle: park until a submitter hands us a task, or we are told to exit.
+    w.last_used = coarse_now();
+    w.idle = true;
+    idle_.insert(&w);
+    sched::Waiter pw;
+    w.parked = &pw;
+    w.wl.push_back(&pw);
+    sched::wait(pw, lock_, sched::WaitReason::pool);
+    // Whoever took us out of idle_ set w.exit or w.task under the lock before notifying.
+    if (w.exit) return false;
+    t = std::move(w.task);
+    return true;
+  }
+}
+
+void PoolCore::fiber_gone_locked(Wakeups& wk) noexcept {
+  --live_;
+  const int cap = capacity_.load(std::memory_order_relaxed);
+  if (!closed_.load(std::memory_order_relaxed) &&
+      (cap < 0 || running_.load(std::memory_order_relaxed) < cap)) {
+    if ((wk.retry = waiters_.pop_front())) wk.retry->result = kRetry;
+  }
+  if (live_ == 0 && purgers_alive_ == 0) wk.done = pop_all(done_wl_);
+}
+
+void PoolCore::worker_exit(Worker& w) noexcept {
+  Wakeups wk;
+  PoolTask leftover;
+  {
+    std::lock_guard<sched::SpinLock> lk(lock_);
+    if (w.idle) {  // unwound at shutdown while idle (~Waiter has unlinked w.parked)
+      idle_.remove(&w);
+      w.idle = false;
+    }
+    if (!w.exit) left_service_locked(&w);  // unwound: it never left service
+    leftover = std::move(w.task);          // handed over, but unwound before it ran
+    fiber_gone_locked(wk);
+  }
+  wk.notify();
+  if (leftover) {
+    leftover.reset();
+    task_done();
+  }
+}
+
+void PoolCore::worker_never_ran(PoolTask& first) noexcept {
+  Wakeups wk;
+  {
+    std::lock_guard<sched::SpinLock> lk(lock_);
+    left_service_locked(nullptr);
+    fiber_gone_locked(wk);
+  }
+  wk.notify();
+  if (first) {
+    first.reset();
+    task_done();
+  }
+}
+
+// ---------------------------------------------------------------------------------- purger
+
+void PoolCore::start_purger_unlocking() {
+  purger_running_ = true;
+  ++purgers_alive_;
+  const std::uint64_t gen = ++purger_gen_;
+  lock_.unlock();
+  bool ok = true;
+  try {
+    PurgerMain pm(shared_from_this(), gen);  // its destructor undoes the above if not started
+    sched::Scheduler& s = pinned_ ? *pinned_->sched : sched::current_or_default();
+    colony::detail::start_fiber(s, SpawnOptions{}, std::move(pm), site_);
+  } catch (const std::exception&) {
+    ok = false;  // purging is best effort; the pool works without it
+  }
+  lock_.lock();
+  if (!ok) purger_failed_ = true;
+}
+
+void PoolCore::purger_loop(std::uint64_t gen) {
+  struct Gone {  // however the loop ends (also unwound at shutdown)
+    PoolCore* c;
+    std::uint64_t gen;
+    ~Gone() { c->purger_gone(gen); }
+  } gone{this, gen};
+  const std::int64_t expiry = opts_.expiry_duration.count();
+  const std::int64_t period = std::max<std::int64_t>(expiry, 1'000'000);  // at least 1 ms
+  lock_.lock();
+  for (;;) {
+    // In service while the pool is open and has workers; the next idle worker starts another.
+    if (closed_.load(std::memory_order_relaxed) || gen != purger_gen_ ||
+        running_.load(std::memory_order_relaxed) == 0) {
+      if (gen == purger_gen_) purger_running_ = false;
+      break;
+    }
+    sched::Waiter pw;
+    purge_wl_.push_back(&pw);
+    const bool woken =
+        sched::wait_until(pw, lock_, sched::WaitReason::pool, sched::nanotime() + period);
+    lock_.lock();
+    if (woken) continue;  // release() woke us: re-check
+
+    Worker* stale = tell_exit_locked(idle_.take_stale(coarse_now() - expiry));
+    std::uint64_t n = 0;
+    for (Worker* w = stale; w; w = w->next_stale) ++n;
+    stats_.workers_purged.fetch_add(n, std::memory_order_relaxed);
+    // As ants: if the pool went dormant with submitters still waiting, let one start a worker.
+    sched::Waiter* retry = nullptr;
+    const int cap = capacity_.load(std::memory_order_relaxed);
+    if (cap < 0 || running_.load(std::memory_order_relaxed) < cap) {
+      if ((retry = waiters_.pop_front())) retry->result = kRetry;
+    }
+    lock_.unlock();
+    notify_workers(stale);
+    if (retry) sched::notify(*retry);
+    lock_.lock();
+  }
+  lock_.unlock();
+}
+
+void PoolCore::purger_gone(std::uint64_t gen) noexcept {
+  Wakeups wk;
+  {
+    std::lock_guard<sched::SpinLock> lk(lock_);
+    --purgers_alive_;
+    if (gen == purger_gen_) purger_running_ = false;  // unwound, or never ran
+    if (live_ == 0 && purgers_alive_ == 0) wk.done = pop_all(done_wl_);
+  }
+  wk.notify();
+}
+
+// ---------------------------------------------------------------------------------- control
+
+void PoolCore::tune(int size) {
+  std::vector<PoolTask> start;  // queued tasks that get new workers
+  sched::Waiter* retry = nullptr;
+  Worker* retire = nullptr;
+  {
+    std::lock_guard<sched::SpinLock> lk(lock_);
+    const int old = capacity_.load(std::memory_order_relaxed);
+    if (old < 0 || size <= 0 || size == old || opts_.pre_alloc) return;
+    capacity_.store(size, std::memory_order_relaxed);
+    const int running = running_.load(std::memory_order_relaxed);
+    if (size > old) {
+      int slots = size - running;
+      if (!closed_.load(std::memory_order_relaxed)) {
+        while (slots > 0 && !queue_.empty()) {
+          start.push_back(pop_queue_locked());
+          add_running_locked();
+          --slots;
+        }
+        for (; slots > 0; --slots) {
+          sched::Waiter* s = waiters_.pop_front();
+          if (!s) break;
+          s->result = kRetry;
+          s->tag = reinterpret_cast<std::uintptr_t>(retry);
+          retry = s;
+        }
+      }
+    } else if (running > size) {
+      retire = tell_exit_locked(idle_.take(static_cast<std::size_t>(running - size)));
+      for (Worker* w = retire; w; w = w->next_stale)
+        stats_.workers_retired.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  notify_workers(retire);
+  notify_chain(retry);
+  for (PoolTask& t : start) spawn_worker(std::move(t));
+}
+
+void PoolCore::release() {
+  bool open = false;
+  if (!closed_.compare_exchange_strong(open, true, std::memory_order_acq_rel)) return;
+  Worker* idle;
+  sched::Waiter* submitters;
+  sched::Waiter* purgers;
+  {
+    std::lock_guard<sched::SpinLock> lk(lock_);
+    idle = tell_exit_locked(idle_.take(idle_.size()));
+    submitters = pop_all(waiters_, kClosed);
+    purgers = pop_all(purge_wl_);
+  }
+  notify_workers(idle);
+  notify_chain(submitters);
+  notify_chain(purgers);
+}
+
+std::error_code PoolCore::await_exit(std::int64_t deadline_ns) {
+  lock_.lock();
+  for (;;) {
+    if (live_ == 0 && purgers_alive_ == 0 && queue_.empty()) {
+      lock_.unlock();
+      return {};
+    }
+    sched::Waiter w;
+    done_wl_.push_back(&w);
+    if (!sched::wait_until(w, lock_, sched::WaitReason::pool, deadline_ns))
+      return pool_errc::timeout;
+    lock_.lock();
+  }
+}
+
+void PoolCore::reboot() noexcept {
+  bool closed = true;
+  if (!closed_.compare_exchange_strong(closed, false, std::memory_order_acq_rel)) return;
+  std::lock_guard<sched::SpinLock> lk(lock_);
+  purger_failed_ = false;  // the next idle worker starts a purger
+}
+
+bool PoolCore::wait_drained(std::int64_t deadline_ns) {
+  if (pending_.load(std::memory_order_acquire) == 0) return true;
+  drain_lock_.lock();
+  if (pending_.load(std::memory_order_acquire) == 0) {
+    drain_lock_.unlock();
+    return true;
+  }
+  sched::Waiter w;
+  drain_wl_.push_back(&w);
+  return sched::wait_until(w, drain_lock_, sched::WaitReason::pool, deadline_ns);
+}
+
+PoolStats PoolCore::stats() const {
+  PoolStats s;
+  s.submitted = stats_.submitted.load(std::memory_order_relaxed);
+  s.completed = stats_.completed.load(std::memory_order_relaxed);
+  s.panics = stats_.panics.load(std::memory_order_relaxed);
+  s.rejected = stats_.rejected.load(std::memory_order_relaxed);
+  s.workers_started = stats_.workers_started.load(std::memory_order_relaxed);
+  s.workers_purged = stats_.workers_purged.load(std::memory_order_relaxed);
+  s.workers_retired = stats_.workers_retired.load(std::memory_order_relaxed);
+  std::lock_guard<sched::SpinLock> lk(lock_);
+  s.peak_running = peak_running_;
+  s.running = running_.load(std::memory_order_relaxed);
+  s.idle = static_cast<int>(idle_.size());
+  s.waiting = waiting_.load(std::memory_order_relaxed);
+  s.queued = queue_.size();
+  return s;
+}
+
+// ---------------------------------------------------------------------------------- API glue
+
+std::shared_ptr<PoolCore> make_pool_core(int capacity, PoolOptions opts, const SourceLocation& site,
+                                         PinnedRuntime* pinned) {
+  if (!opts.disable_purge) {
+    if (opts.expiry_duration.count() < 0)
+      throw std::invalid_argument(
+          "colony::Pool: invalid expiry for pool: expiry_duration must not be negative (0 means "
+          "the default of 1 s)");
+    if (opts.expiry_duration.count() == 0) opts.expiry_duration = std::chrono::seconds(1);
+  }
+  if (capacity <= 0) capacity = -1;
+  if (opts.pre_alloc && capacity < 0)
+    throw std::invalid_argument(
+        "colony::Pool: can not set up a negative capacity under pre_alloc mode: give a capacity "
+        "> 0, or drop pre_alloc");
+  if (opts.max_blocking_tasks < 0)
+    throw std::invalid_argument(
+        "colony::Pool: max_blocking_tasks must not be negative (0 means no limit)");
+  return std::make_shared<PoolCore>(capacity, std::move(opts), site, pinned);
+}
+
+std::error_code pool_submit(PoolCore& c, PoolTask& t, std::int64_t deadline_ns,
+                            const Context* ctx) {
+  return c.submit(t, deadline_ns, ctx);
+}
+
+void pool_attach(PoolCore& c, std::shared_ptr<const void> p) {
+  c.attach(std::move(p));
+}
+
+std::error_code pool_await_exit(PoolCore& c, std::int64_t deadline_ns) {
+  return c.await_exit(deadline_ns);
+}
+
+}  // namespace detail
+
+Pool::Pool(int capacity, PoolOptions opts, const SourceLocation& loc)
+    : core_(detail::make_pool_core(capacity, std::move(opts), loc, nullptr)) {}
+
+Pool::Pool(int capacity, PoolOptions opts, const SourceLocation& loc, detail::PinnedRuntime* pinned)
+    : core_(detail::make_pool_core(capacity, std::move(opts), loc, pinned)) {}
+
+Pool::~Pool() {
+  if (!core_) return;
+  core_->release();
+  try {
+    core_->await_exit(sync_detail::kNoDeadline);
+  } catch (...) {  // NOLINT: FiberUnwind while this fiber is already being unwound at shutdown
+  }
+}
+
+int Pool::running() const noexcept {
+  return core_->running_.load(std::memory_order_relaxed);
+}
+int Pool::free() const noexcept {
+  const int c = cap();
+  return c < 0 ? -1 : c - running();
+}
+int Pool::waiting() const noexcept {
+  return core_->waiting_.load(std::memory_order_relaxed);
+}
+int Pool::cap() const noexcept {
+  return core_->capacity_.load(std::memory_order_relaxed);
+}
+std::size_t Pool::queued() const noexcept {
+  return core_->queued_.load(std::memory_order_relaxed);
+}
+std::int64_t Pool::pending() const noexcept {
+  return core_->pending_.load(std::memory_order_relaxed);
+}
+bool Pool::is_closed() const noexcept {
+  return core_->closed_.load(std::memory_order_acquire);
+}
+void Pool::tune(int size) {
+  core_->tune(size);
+}
+void Pool::release() {
+  core_->release();
+}
+std::error_code Pool::release_timeout(std::chrono::nanoseconds d) {
+  if (is_closed()) return pool_errc::pool_closed;
+  const std::int64_t deadline = sync_detail::deadline_after(d);
+  core_->release();
+  return core_->await_exit(deadline);
+}
+void Pool::reboot() {
+  core_->reboot();
+}
+void Pool::wait() {
+  core_->wait_drained(sync_detail::kNoDeadline);
+}
+bool Pool::wait_until_ns(std::int64_t deadline_ns) {
+  return core_->wait_drained(deadline_ns);
+}
+PoolStats Pool::stats() const {
+  return core_->stats();
+}
+
+}  // namespace colony

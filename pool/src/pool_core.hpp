@@ -1,0 +1,135 @@
+// PoolCore: the state and algorithms behind colony::Pool (docs/pool.md has the design essay).
+//
+// Lock: one sched::SpinLock, lock_, guards everything marked (lock): the idle workers, the
+// waiting submitters, the task queue, the purger's bookkeeping, and the gauges' writes. It is
+// never held across a switch: every wait hands it to sched::wait as the park's unlock step
+// (park first, unlock second), and every notify happens after it is released. drain_lock_ is
+// a leaf lock for wait()'s waiters only.
+//
+// Counters: running_ counts workers in service (ants' Running): it drops as soon as a worker is
+// told, or decides, to exit. live_ counts worker fibers until they have actually left their
+// loop (release_timeout and ~Pool wait for it to reach zero). Both change only under lock_;
+// running_ is atomic so that running() can read it without the lock.
+//
+// Invariants (under lock_):
+//  * idle_ non-empty => waiters_ and queue_ are empty. A worker coming back serves the queue,
+//    then the longest waiting submitter, and only then goes idle; a submitter takes an idle
+//    worker before anything else.
+//  * queue_ non-empty => every worker in service is busy and running_ >= cap (or the pool is
+//    closed and draining).
+//  * A worker in idle_ is parked on its own Waiter (Worker::parked, linked in Worker::wl). Whoever
+//    takes it out of idle_ unlinks that Waiter, sets Worker::task or Worker::exit, and notifies
+//    it after unlocking: exactly one party wakes it.
+//  * A submitter parked in waiters_ has Waiter::data -> its PoolTask. Whoever unlinks it sets
+//    Waiter::result: kHanded (a worker or the queue took the task), kRetry (a slot opened: try
+//    again), kClosed (released) or kCancelled (its context ended).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <system_error>
+
+#include "colony/pool/pool.hpp"
+#include "colony/sched/fiber.hpp"
+#include "colony/sched/spinlock.hpp"
+#include "colony/sched/wait.hpp"
+#include "idle_workers.hpp"
+#include "worker.hpp"
+
+namespace colony::detail {
+
+// PinnedRuntime: a runtime a pool always starts its fibers on (the default pool's).
+struct PinnedRuntime {
+  sched::Scheduler* sched = nullptr;
+};
+
+// Waiter::result values of submitters parked in PoolCore::waiters_.
+inline constexpr std::uint8_t kHanded = 1;
+inline constexpr std::uint8_t kRetry = 2;
+inline constexpr std::uint8_t kClosed = 3;
+inline constexpr std::uint8_t kCancelled = 4;
+
+class CtxWatch;
+
+class PoolCore : public std::enable_shared_from_this<PoolCore> {
+ public:
+  PoolCore(int capacity, PoolOptions opts, const SourceLocation& site, PinnedRuntime* pinned);
+  PoolCore(const PoolCore&) = delete;
+  PoolCore& operator=(const PoolCore&) = delete;
+
+  std::error_code submit(PoolTask& t, std::int64_t deadline_ns, const Context* ctx);
+  void tune(int size);
+  void release();
+  std::error_code await_exit(std::int64_t deadline_ns);
+  void reboot() noexcept;
+  bool wait_drained(std::int64_t deadline_ns);
+  PoolStats stats() const;
+  void attach(std::shared_ptr<const void> p) { attachment_ = std::move(p); }
+
+  // Fiber bodies and their exits (pool.cpp).
+  void worker_loop(PoolTask first);
+  void worker_never_ran(PoolTask& first) noexcept;
+  void purger_loop(std::uint64_t gen);
+  void purger_gone(std::uint64_t gen) noexcept;
+  // cancel_wait: a context watcher saw its context end: wake its submitter, if parked.
+  void cancel_wait(CtxWatch& w) noexcept;
+
+  // Gauges, readable without the lock.
+  std::atomic<int> capacity_;    // -1: unbounded; written under lock_
+  std::atomic<int> running_{0};  // workers in service; written under lock_
+  std::atomic<int> waiting_{0};  // submitters blocked
+  std::atomic<bool> closed_{false};
+  std::atomic<std::size_t> queued_{0};    // mirror of queue_.size()
+  std::atomic<std::int64_t> pending_{0};  // accepted, not finished
+
+ private:
+  struct Wakeups;
+
+  void spawn_worker(PoolTask&& t);
+  void start_purger_unlocking();  // lock_ held on entry and on return; released meanwhile
+  bool next_task(Worker& w, PoolTask& t);
+  void run_task(PoolTask& t);
+  void worker_exit(Worker& w) noexcept;
+  void task_done() noexcept;
+  void accept_locked() noexcept;
+  void add_running_locked() noexcept;
+  void left_service_locked(Worker* w) noexcept;  // w told / decided to exit
+  void fiber_gone_locked(Wakeups& wk) noexcept;  // a worker fiber left its loop
+  Worker* tell_exit_locked(Worker* chain) noexcept;
+  PoolTask pop_queue_locked() noexcept;
+  void on_panic(std::exception_ptr e, const std::string& what, const SourceLocation& site);
+  void log(const std::string& line) noexcept;
+  std::error_code reject(std::error_code ec) noexcept;
+
+  const PoolOptions opts_;
+  const SourceLocation site_;
+  PinnedRuntime* const pinned_;
+  std::shared_ptr<const void> attachment_;
+
+  mutable sched::SpinLock lock_;
+  IdleWorkers idle_;              // (lock)
+  sched::WaitList waiters_;       // (lock) blocked submitters
+  std::deque<PoolTask> queue_;    // (lock) queued tasks (queue_capacity)
+  sched::WaitList purge_wl_;      // (lock) the purger, between ticks
+  sched::WaitList done_wl_;       // (lock) await_exit callers
+  int live_ = 0;                  // (lock) worker fibers not yet gone
+  int purgers_alive_ = 0;         // (lock) purger fibers not yet gone
+  bool purger_running_ = false;   // (lock) a purger is in service
+  bool purger_failed_ = false;    // (lock) starting one failed; not retried until reboot
+  std::uint64_t purger_gen_ = 0;  // (lock) the generation of the purger in service
+  int peak_running_ = 0;          // (lock)
+
+  sched::SpinLock drain_lock_;  // guards drain_wl_
+  sched::WaitList drain_wl_;    // wait() callers
+
+  struct Counters {
+    std::atomic<std::uint64_t> submitted{0}, completed{0}, panics{0}, rejected{0},
+        workers_started{0}, workers_purged{0}, workers_retired{0};
+  };
+  alignas(64) Counters stats_;
+};
+
+}  // namespace colony::detail
