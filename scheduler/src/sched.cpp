@@ -1245,6 +1245,10 @@ void shutdown_default_at_exit() {
 Scheduler& current_or_default() {
   M* m = current_m();
   if (m && m->sched) return *m->sched;
+  return default_scheduler();
+}
+
+Scheduler& default_scheduler() {
   std::lock_guard<std::mutex> lk(g_default_mu);
   if (g_default_dead)
     throw std::runtime_error("colony: the default runtime has shut down (the process is exiting)");

@@ -73,6 +73,9 @@ struct FiberEntry {
 
 // The scheduler a new fiber goes to: the calling fiber's, else the process's default runtime.
 Scheduler& current_or_default();
+// default_scheduler: the process's default runtime (created on first use), from any thread or
+// fiber. Throws std::runtime_error once it has shut down at exit.
+Scheduler& default_scheduler();
 // The calling fiber's scheduler, or nullptr on a plain thread.
 Scheduler* current_scheduler() noexcept;
 

@@ -1,0 +1,3 @@
+module colonycompare
+
+go 1.19
