@@ -273,7 +273,7 @@ std::error_code PoolCore::submit(PoolTask& t, std::int64_t deadline_ns, const Co
       lock_.unlock();
       return reject(ctx->err());
     }
-    if (deadline_ns <= sched::nanotime()) {
+    if (deadline_ns != INT64_MAX && deadline_ns <= sched::nanotime()) {  // no clock read if none
       lock_.unlock();
       return reject(pool_errc::timeout);
     }
