@@ -738,6 +738,11 @@ TEST_P(Net, PartialReadsAndWrites) {
 // EMFILE
 
 TEST_P(Net, EmfileOnAcceptBacksOffInsteadOfSpinning) {
+#if defined(COLONY_ASAN)
+  // UBSan's vptr check probes memory through a pipe: with every descriptor taken it reports a
+  // false "invalid vptr". The test runs in the release and TSan builds.
+  GTEST_SKIP() << "needs free descriptors for the UBSan runtime";
+#endif
   run_fibers([&] {
     auto ln = TcpListener::listen(Address::loopback_v4(0));
     TcpStream c = TcpStream::connect(ln.local_address(), 5s);  // queued, not accepted yet
