@@ -58,7 +58,7 @@ TEST_P(Blocking, ValuesAndExceptionsPassThrough) {
 }
 
 TEST_P(Blocking, ManyCallsAtOnceEachGetAThread) {
-  run_fibers([this] {
+  run_fibers([] {
     const int n = GetParam() + 6;
     std::atomic<int> inside{0}, peak{0};
     std::promise<void> release;
@@ -90,7 +90,7 @@ TEST_P(Blocking, ManyCallsAtOnceEachGetAThread) {
 TEST_P(Blocking, ReturningWithoutAFreeProcessorQueuesTheFiber) {
   // Every processor is taken by a spinning fiber while the call returns: the caller must wait
   // in the run queue and still come back (and its M go idle, not spin).
-  run_fibers([this] {
+  run_fibers([] {
     std::atomic<bool> stop{false};
     std::atomic<int> spinning{0};
     auto caller = colony::spawn([&] {

@@ -184,7 +184,7 @@ TEST_P(Netpoll, PlainThreadsWaitOnTheirOwnToo) {
 TEST_P(Netpoll, IoIsNotStarvedWhileEveryProcessorIsBusy) {
   // Every P runs a fiber that only yields: nobody goes idle to block in epoll_wait, so the
   // busy processors must poll themselves.
-  run_fibers([this] {
+  run_fibers([] {
     Pipe p;
     std::atomic<bool> stop{false};
     std::vector<colony::Future<void>> spinners;
