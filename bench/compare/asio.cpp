@@ -108,26 +108,7 @@ Result skynet(const Args& a) {
   return r;
 }
 
-struct Mailbox {
-  std::mutex m;
-  std::condition_variable cv;
-  long value = 0;
-  bool full = false;
-  void put(long v) {
-    {
-      std::lock_guard<std::mutex> lk(m);
-      value = v;
-      full = true;
-    }
-    cv.notify_one();
-  }
-  long take() {
-    std::unique_lock<std::mutex> lk(m);
-    cv.wait(lk, [this] { return full; });
-    full = false;
-    return value;
-  }
-};
+using compare::Mailbox;
 
 // pingpong: two tasks of the pool (each holds a pool thread while it blocks).
 Result pingpong(const Args& a) {

@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
@@ -29,6 +30,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -148,6 +150,29 @@ inline double ns_since(Clock::time_point t0) {
 }
 
 // fib_expected: fib(n) by iteration, to check the recursive results.
+// Mailbox: a one-slot mailbox for the thread-based systems' ping-pong (mutex + condition
+// variable, as the issue defines ping-pong for threads).
+struct Mailbox {
+  std::mutex m;
+  std::condition_variable cv;
+  long value = 0;
+  bool full = false;
+  void put(long v) {
+    {
+      std::lock_guard<std::mutex> lk(m);
+      value = v;
+      full = true;
+    }
+    cv.notify_one();
+  }
+  long take() {
+    std::unique_lock<std::mutex> lk(m);
+    cv.wait(lk, [this] { return full; });
+    full = false;
+    return value;
+  }
+};
+
 inline std::int64_t fib_expected(int n) {
   std::int64_t a = 0, b = 1;
   for (int i = 0; i < n; ++i) {

@@ -74,27 +74,7 @@ Result spawn(const Args& a) {
   return r;
 }
 
-// A one-slot mailbox: mutex + condition variable.
-struct Mailbox {
-  std::mutex m;
-  std::condition_variable cv;
-  long value = 0;
-  bool full = false;
-  void put(long v) {
-    {
-      std::lock_guard<std::mutex> lk(m);
-      value = v;
-      full = true;
-    }
-    cv.notify_one();
-  }
-  long take() {
-    std::unique_lock<std::mutex> lk(m);
-    cv.wait(lk, [this] { return full; });
-    full = false;
-    return value;
-  }
-};
+using compare::Mailbox;
 
 // pingpong: two threads, two mailboxes; the partner answers v + 1; -1 ends it.
 Result pingpong(const Args& a) {
