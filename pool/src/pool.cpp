@@ -47,14 +47,28 @@ void notify_chain(sched::Waiter* w) noexcept {
   }
 }
 
-// notify_workers: wakes a chain of workers taken out of IdleWorkers (their exit or task set).
+// wake_worker: makes a worker taken out of IdleWorkers (its task or exit set under the lock)
+// run again (see Worker). Call after unlocking.
+void wake_worker(Worker* w) noexcept {
+  sched::G* g = w->g;  // w lives on its fiber's stack: read before the exchange
+  if (w->wake.exchange(Worker::kWoken, std::memory_order_acq_rel) == Worker::kParked)
+    sched::ready(g);
+}
+
+// notify_workers: wakes a chain of workers taken out of IdleWorkers.
 void notify_workers(Worker* w) noexcept {
   while (w) {
-    Worker* next = w->next_stale;  // w lives on its fiber's stack: read all before the wake
-    sched::Waiter* pw = w->parked;
-    sched::notify(*pw);
+    Worker* next = w->next_stale;  // read before the wake
+    wake_worker(w);
     w = next;
   }
+}
+
+// park_idle: the unlock step of an idle worker's park (see Worker).
+bool park_idle(sched::G*, void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  std::uint32_t expected = Worker::kAwake;
+  return w->wake.compare_exchange_strong(expected, Worker::kParked, std::memory_order_acq_rel);
 }
 
 std::string demangle(const char* name) {
@@ -194,7 +208,6 @@ void PoolCore::left_service_locked(Worker* w) noexcept {
 Worker* PoolCore::tell_exit_locked(Worker* chain) noexcept {
   for (Worker* w = chain; w; w = w->next_stale) {
     w->idle = false;
-    w->wl.remove(w->parked);
     left_service_locked(w);
   }
   return chain;
@@ -209,13 +222,20 @@ PoolTask PoolCore::pop_queue_locked() noexcept {
 
 // ---------------------------------------------------------------------------------- submit
 
-// yield_to_worker: after a fiber handed a task to a worker (or started one), which is now next
-// in line on the fiber's processor (runnext): let it run now, while the task is hot in cache, as
-// ants gets from an unbuffered worker channel. It also keeps a submitter that never blocks from
-// readying idle workers faster than they can run, which would cycle through every idle worker (cold
-// stacks) instead of reusing the few most recent ones. On a plain thread: nothing.
+// yield_to_worker: after a fiber handed a task to a worker (or started one), the worker is
+// next in line on the fiber's processor (runnext), pushing any worker handed earlier into the
+// local run queue. A submitter that never blocks would ready idle workers faster than they run:
+// every idle worker ends up queued and each task lands on a cold stack (an unbounded pool fed
+// empty tasks then cycles through ~10,000 workers at ~0.8 us a submit). So once kYieldBacklog
+// fibers wait in this processor's queue, the submitter yields and lets them run. It does not
+// yield on every submit (ants does that only under GOMAXPROCS=1, with an unbuffered worker
+// channel): a switch per task serialises submitter and worker on one processor and halved the
+// throughput of ants' sleep benchmark. On a plain thread: nothing. The figures behind the
+// threshold are in docs/pool.md.
+constexpr std::uint32_t kYieldBacklog = 16;
+
 static void yield_to_worker() {
-  if (sched::current_g()) sched::yield();
+  if (sched::current_g() && sched::local_backlog() >= kYieldBacklog) sched::yield();
 }
 
 std::error_code PoolCore::submit(PoolTask& t, std::int64_t deadline_ns, const Context* ctx) {
@@ -232,12 +252,10 @@ std::error_code PoolCore::submit(PoolTask& t, std::int64_t deadline_ns, const Co
     }
     if (Worker* w = idle_.detach()) {
       w->idle = false;
-      sched::Waiter* pw = w->parked;
-      w->wl.remove(pw);
       w->task = std::move(t);
       accept_locked();
       lock_.unlock();
-      sched::notify(*pw);
+      wake_worker(w);
       yield_to_worker();
       return {};
     }
@@ -340,6 +358,7 @@ void PoolCore::spawn_worker(PoolTask&& t) {
 
 void PoolCore::worker_loop(PoolTask first) {
   Worker w;
+  w.g = sched::current_g();
   struct Exit {
     PoolCore* c;
     Worker* w;
@@ -449,15 +468,15 @@ bool PoolCore::next_task(Worker& w, PoolTask& t) {
       start_purger_unlocking();
       continue;
     }
-    // Go idle: park until a submitter hands us a task, or we are told to exit.
+    // Go idle: park until a submitter hands us a task, or we are told to exit (see Worker).
     w.last_used = coarse_now();
     w.idle = true;
+    w.wake.store(Worker::kAwake, std::memory_order_relaxed);
     idle_.insert(&w);
-    sched::Waiter pw;
-    w.parked = &pw;
-    w.wl.push_back(&pw);
-    sched::wait(pw, lock_, sched::WaitReason::pool);
-    // Whoever took us out of idle_ set w.exit or w.task under the lock before notifying.
+    lock_.unlock();
+    sched::park(park_idle, &w, sched::WaitReason::pool);
+    // Whoever took us out of idle_ set w.exit or w.task under the lock before waking us. If
+    // shutdown unwinds us instead, park throws FiberUnwind and worker_exit takes us out.
     if (w.exit) return false;
     t = std::move(w.task);
     return true;
@@ -479,7 +498,7 @@ void PoolCore::worker_exit(Worker& w) noexcept {
   PoolTask leftover;
   {
     std::lock_guard<sched::SpinLock> lk(lock_);
-    if (w.idle) {  // unwound at shutdown while idle (~Waiter has unlinked w.parked)
+    if (w.idle) {  // unwound at shutdown while idle
       idle_.remove(&w);
       w.idle = false;
     }

@@ -1156,7 +1156,7 @@ void Scheduler::unwind_all() {
   std::vector<Timer*> self_owned;
   for (auto& p : allp_) {
     std::lock_guard<SpinLock> lk(p->timer_lock);
-    for (Timer* t : p->timers) {
+    for (auto [when, t] : p->timers) {
       t->heap.store(nullptr);
       t->state.store(0);
       if (t->release) self_owned.push_back(t);
@@ -1328,6 +1328,11 @@ void exit_blocking() noexcept {
   M* m = current_m();
   if (!m || !m->curg || m->sched->is_unwinding()) return;
   m->sched->exit_blocking(m, m->curg);
+}
+
+std::uint32_t local_backlog() noexcept {
+  M* m = current_m();
+  return (m && m->curg && m->p) ? m->p->runq.size() : 0;
 }
 
 void yield() {

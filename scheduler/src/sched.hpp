@@ -57,7 +57,13 @@ struct alignas(64) P {
   // Timers (timer_lock): a 4-ary min-heap by `when`; timer0_when mirrors the minimum
   // (INT64_MAX when empty) for lock-free peeking by other Ps.
   SpinLock timer_lock;
-  std::vector<Timer*> timers;
+  // The timer heap (timer.cpp) keeps each timer's `when` next to it, so that sifting reads one
+  // contiguous array instead of a Timer on some fiber's stack per comparison.
+  struct TimerEntry {
+    std::int64_t when;
+    Timer* t;
+  };
+  std::vector<TimerEntry> timers;
   std::atomic<std::int64_t> timer0_when{INT64_MAX};
   // Statistics (owner-written).
   Counter switches, parks, yields, steals, stolen, spawns, global_gets, timers_fired;

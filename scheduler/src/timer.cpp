@@ -2,7 +2,9 @@
 // A Timer's state: idle (0) -> pending (1, in a heap) -> running (2, fn executing, out of the
 // heap) -> done (3). del_timer removes a pending timer, or waits for a running one to finish,
 // so the owner may destroy the Timer as soon as del_timer returns. A timer's fn may add the same
-// Timer again (periodic timers); it then goes back to pending.
+// Timer again (periodic timers); it then goes back to pending. `firing` covers the whole of
+// run_timers' use of a timer around fn, re-added or not: del_timer waits for it to clear (unless
+// called from within that very fn), because run_timers still touches the timer after fn.
 #include <algorithm>
 #include <stdexcept>
 
@@ -13,52 +15,64 @@ namespace {
 
 constexpr std::uint8_t kIdle = 0, kPending = 1, kRunning = 2, kDone = 3;
 
-void sift_up(std::vector<Timer*>& h, std::size_t i) {
-  Timer* t = h[i];
-  while (i > 0) {
-    std::size_t parent = (i - 1) / 4;
-    if (h[parent]->when <= t->when) break;
-    h[i] = h[parent];
-    h[i]->index = static_cast<std::int32_t>(i);
-    i = parent;
-  }
-  h[i] = t;
-  t->index = static_cast<std::int32_t>(i);
+// The timer whose fn this thread is running (fn never switches fibers, so this cannot move).
+thread_local Timer* tl_firing = nullptr;
+
+void wait_not_firing(Timer* t) noexcept {
+  if (tl_firing == t) return;  // del_timer from the timer's own fn
+  while (t->firing.load(std::memory_order_acquire)) spin_pause();
 }
 
-void sift_down(std::vector<Timer*>& h, std::size_t i) {
+using Heap = std::vector<P::TimerEntry>;
+
+// sift_up / sift_down read only the heap array; each move writes the moved timer's index.
+void sift_up(Heap& h, std::size_t i) {
+  const P::TimerEntry e = h[i];
+  while (i > 0) {
+    std::size_t parent = (i - 1) / 4;
+    if (h[parent].when <= e.when) break;
+    h[i] = h[parent];
+    h[i].t->index = static_cast<std::int32_t>(i);
+    i = parent;
+  }
+  h[i] = e;
+  e.t->index = static_cast<std::int32_t>(i);
+}
+
+void sift_down(Heap& h, std::size_t i) {
   const std::size_t n = h.size();
-  Timer* t = h[i];
+  const P::TimerEntry e = h[i];
   for (;;) {
     std::size_t c = 4 * i + 1;
     if (c >= n) break;
     std::size_t best = c;
-    for (std::size_t k = c + 1; k < std::min(c + 4, n); ++k)
-      if (h[k]->when < h[best]->when) best = k;
-    if (h[best]->when >= t->when) break;
+    const std::size_t end = std::min(c + 4, n);
+    for (std::size_t k = c + 1; k < end; ++k)
+      if (h[k].when < h[best].when) best = k;
+    if (h[best].when >= e.when) break;
     h[i] = h[best];
-    h[i]->index = static_cast<std::int32_t>(i);
+    h[i].t->index = static_cast<std::int32_t>(i);
     i = best;
   }
-  h[i] = t;
-  t->index = static_cast<std::int32_t>(i);
+  h[i] = e;
+  e.t->index = static_cast<std::int32_t>(i);
 }
 
 // Precondition: p->timer_lock held and t in p's heap.
 void heap_remove(P* p, Timer* t) {
   auto& h = p->timers;
   std::size_t i = static_cast<std::size_t>(t->index);
-  Timer* last = h.back();
+  const P::TimerEntry last = h.back();
   h.pop_back();
-  if (last != t) {
+  if (last.t != t) {
     h[i] = last;
-    last->index = static_cast<std::int32_t>(i);
+    last.t->index = static_cast<std::int32_t>(i);
     sift_down(h, i);
-    sift_up(h, static_cast<std::size_t>(last->index));
+    sift_up(h, static_cast<std::size_t>(last.t->index));
   }
   t->index = -1;
   t->heap.store(nullptr, std::memory_order_relaxed);
-  p->timer0_when.store(h.empty() ? INT64_MAX : h[0]->when, std::memory_order_release);
+  p->timer0_when.store(h.empty() ? INT64_MAX : h[0].when, std::memory_order_release);
 }
 
 }  // namespace
@@ -66,9 +80,9 @@ void heap_remove(P* p, Timer* t) {
 void Scheduler::add_timer_locked(P* p, Timer* t) noexcept {
   t->state.store(kPending, std::memory_order_relaxed);
   t->heap.store(p, std::memory_order_release);
-  p->timers.push_back(t);
+  p->timers.push_back({t->when, t});
   sift_up(p->timers, p->timers.size() - 1);
-  p->timer0_when.store(p->timers[0]->when, std::memory_order_seq_cst);  // see earliest_timer
+  p->timer0_when.store(p->timers[0].when, std::memory_order_seq_cst);  // see earliest_timer
 }
 
 void Scheduler::add_timer(Timer* t) {
@@ -113,15 +127,19 @@ std::int64_t Scheduler::run_timers(P* p, std::int64_t now) noexcept {
     Timer* t;
     {
       std::lock_guard<SpinLock> lk(p->timer_lock);
-      if (p->timers.empty() || p->timers[0]->when > now) break;
-      t = p->timers[0];
+      if (p->timers.empty() || p->timers[0].when > now) break;
+      t = p->timers[0].t;
       t->state.store(kRunning, std::memory_order_relaxed);
+      t->firing.store(1, std::memory_order_relaxed);
       heap_remove(p, t);
     }
     void (*release)(Timer*) = t->release;
+    tl_firing = t;
     t->fn(t);
+    tl_firing = nullptr;
     std::uint8_t running = kRunning;
     t->state.compare_exchange_strong(running, kDone, std::memory_order_acq_rel);
+    t->firing.store(0, std::memory_order_release);  // the last touch: del_timer may return now
     // t may be gone now, unless it owns itself.
     if (release) release(t);
     if (m && m->p) m->p->timers_fired.inc();
@@ -141,18 +159,23 @@ bool del_timer(Timer* t) noexcept {
   for (;;) {
     if (void* h = t->heap.load(std::memory_order_acquire)) {
       P* p = static_cast<P*>(h);
-      std::lock_guard<SpinLock> lk(p->timer_lock);
-      if (t->heap.load(std::memory_order_relaxed) != p) continue;
-      heap_remove(p, t);
-      t->state.store(kIdle, std::memory_order_release);
+      {
+        std::lock_guard<SpinLock> lk(p->timer_lock);
+        if (t->heap.load(std::memory_order_relaxed) != p) continue;
+        heap_remove(p, t);
+        t->state.store(kIdle, std::memory_order_release);
+      }
+      wait_not_firing(t);  // its fn re-added it and run_timers is not done with it yet
       return true;
     }
     std::uint8_t st = t->state.load(std::memory_order_acquire);
     if (st == kRunning) {
+      if (tl_firing == t) return false;  // from within its own fn, which did not re-add it
       spin_pause();
       continue;
     }
     if (st == kPending) continue;  // being re-added by its own fn
+    wait_not_firing(t);
     return false;
   }
 }

@@ -96,6 +96,9 @@ Scheduler& scheduler_of(const G* g) noexcept;
 
 // yield: put the calling fiber at the back of its P's run queue and run another.
 void yield();
+// local_backlog: how many fibers wait in the calling fiber's P's local run queue (runnext not
+// counted); 0 on a plain thread. A hint for producers that decide whether to yield.
+std::uint32_t local_backlog() noexcept;
 
 // enter_blocking / exit_blocking: bracket a call that blocks the OS thread (colony::blocking),
 // as Go's entersyscall / exitsyscall. On a fiber, enter_blocking gives up the P (handed to
@@ -128,6 +131,7 @@ struct Timer {
   std::atomic<void*> heap{nullptr};     // the P whose heap holds it
   std::int32_t index = -1;              // position in that heap (heap's lock)
   std::atomic<std::uint8_t> state{0};   // idle, pending, running, done
+  std::atomic<std::uint8_t> firing{0};  // fn is executing (also after fn re-added the timer)
 };
 void add_timer(Timer* t);
 bool del_timer(Timer* t) noexcept;
