@@ -29,6 +29,7 @@ import platform
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -76,10 +77,22 @@ ROWS = [
      "sleeping 10 ms, at most 50,000 at once (a semaphore taken before each spawn); ms"),
     ("fib fan-out", "fib", "recursive parallel fib(32), sequential at or below fib(20), one "
      "branch of every fork a new task; ms (the note gives the sequential time and speed-up)"),
-    ("server", None, "the HTTP example and Go's net/http under wrk"),
+    ("server", "server", "colony's HTTP/1.1 example server (a fiber per connection) and Go's "
+     "net/http, both answering \"Hello, World!\\n\", under wrk -t2 -c100 on loopback (wrk "
+     "shares the cores); ns per request = 1e9 / requests per second (the note gives both and "
+     "the p99 latency); peak RSS is the server's"),
 ]
 
-NOT_YET = {"server": "not yet available (needs the HTTP server example)"}
+NOT_YET = {}
+
+# The server row runs bench/compare/server_worker.sh against these two servers only.
+SERVER_SYSTEMS = {"colony-go": "colony", "Go": "go"}
+SERVER_NA = {
+    "colony-Pool": "the HTTP example serves each connection on its own fiber; it has no "
+                   "Pool-backed handler",
+}
+SERVER_NA_DEFAULT = "no HTTP server of this system in the suite (the workload compares " \
+                    "colony's example server with Go's net/http)"
 
 # Sizes per mode: row label -> worker arguments; None = not run in this mode (with a reason).
 MODES = {
@@ -95,6 +108,7 @@ MODES = {
             "parked 1M": None,
             "sleep-bound": {"n": 200_000, "cap": 50_000, "sleep-ms": 10},
             "fib fan-out": {"fib": 32, "cutoff": 20},
+            "server": {"duration": "3s", "conns": 100, "threads": 2},
         },
         # (system, row) -> why it is left out of this mode
         "skip": {
@@ -115,6 +129,7 @@ MODES = {
             "parked 1M": {"n": 1_000_000},
             "sleep-bound": {"n": 1_000_000, "cap": 50_000, "sleep-ms": 10},
             "fib fan-out": {"fib": 32, "cutoff": 20},
+            "server": {"duration": "10s", "conns": 100, "threads": 2},
         },
         "skip": {},
         "skip_row": {},
@@ -193,6 +208,20 @@ def run_child(argv, timeout):
 
 def worker_argv(exe, workload, args, procs):
     argv = [exe, "--workload", workload, "--procs", str(procs)]
+    for k, v in args.items():
+        argv += [f"--{k}", str(v)]
+    return argv
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sk:
+        sk.bind(("127.0.0.1", 0))
+        return sk.getsockname()[1]
+
+
+def server_argv(kind, server, args, procs):
+    argv = [os.path.join(HERE, "server_worker.sh"), "--kind", kind, "--server", server,
+            "--port", str(free_port()), "--workload", "server", "--procs", str(procs)]
     for k, v in args.items():
         argv += [f"--{k}", str(v)]
     return argv
@@ -510,6 +539,10 @@ def main():
     ap.add_argument("--go-bin", default=os.path.join(ROOT, "build", "compare", "go",
                                                      "colony_compare_go"),
                     help="the Go worker (bench/go/compare, built by run.sh)")
+    ap.add_argument("--http-server", help="colony's HTTP example server (default: "
+                    "BUILD/examples/colony_http_server, BUILD being --bin's build directory)")
+    ap.add_argument("--go-http-server", help="Go's net/http hello server (default: "
+                    "colony_compare_go_hello next to --go-bin)")
     ap.add_argument("--reps", type=int, help="repetitions (default: 3 quick, 5 full)")
     ap.add_argument("--procs", type=int, default=nproc(),
                     help="processors / pool threads / GOMAXPROCS (default: nproc)")
@@ -556,6 +589,20 @@ def main():
         else:
             skipped[key] = why
 
+    # The server row's executables.
+    servers = {
+        "colony-go": args.http_server or os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(args.bin))), "examples",
+            "colony_http_server"),
+        "Go": args.go_http_server or os.path.join(os.path.dirname(args.go_bin),
+                                                  "colony_compare_go_hello"),
+    }
+    server_missing = {
+        "colony-go": "colony's HTTP example server is not built (COLONY_BUILD_EXAMPLES=ON, "
+                     "target colony_http_server)",
+        "Go": "Go's hello server is not built (go not installed: apt-get install golang-go)",
+    }
+
     os.makedirs(args.out, exist_ok=True)
     records = []
     # Plan: per row, per repetition, every system (interleaved, so that a slow phase of a
@@ -564,7 +611,12 @@ def main():
     for label, workload, _ in rows:
         for key, *_ in systems:
             base = {"system": key, "row": label, "workload": workload}
-            if workload is None:
+            if workload == "server" and label not in mode["skip_row"] and (
+                    key not in SERVER_SYSTEMS or not os.access(servers[key], os.X_OK)):
+                why = (SERVER_NA.get(key, SERVER_NA_DEFAULT) if key not in SERVER_SYSTEMS
+                       else server_missing[key])
+                records.append(dict(base, rep=0, skip=why))
+            elif workload is None:
                 records.append(dict(base, rep=0, skip=NOT_YET.get(label, "not available")))
             elif label in mode["skip_row"]:
                 records.append(dict(base, rep=0, skip=mode["skip_row"][label]))
@@ -576,7 +628,10 @@ def main():
             continue
         for rep in range(reps):
             for key, *_ in systems:
-                if key in exes and (key, label) not in mode["skip"]:
+                if workload == "server":
+                    if key in SERVER_SYSTEMS and os.access(servers[key], os.X_OK):
+                        plan.append((label, workload, key, rep))
+                elif key in exes and (key, label) not in mode["skip"]:
                     plan.append((label, workload, key, rep))
 
     context = {
@@ -604,7 +659,11 @@ def main():
             prog.step()
             continue
         prog.show(f"{label:<12} {names[key]:<12} rep {rep + 1}/{reps}")
-        argv = worker_argv(exes[key], workload, mode["rows"][label], args.procs)
+        if workload == "server":
+            argv = server_argv(SERVER_SYSTEMS[key], servers[key], mode["rows"][label],
+                               args.procs)
+        else:
+            argv = worker_argv(exes[key], workload, mode["rows"][label], args.procs)
         code, out, err, maxrss, wall = run_child(argv, timeout)
         rec = {"system": key, "row": label, "workload": workload, "rep": rep,
                "argv": argv[1:], "wall_s": round(wall, 3)}

@@ -13,7 +13,8 @@
 #
 # Environment:
 #   COLONY_COMPARE_BUILD  the CMake build directory (default build/compare; configured here as
-#                         Release with the benchmarks on and the tests off if it does not exist)
+#                         Release with the benchmarks and examples on and the tests off, if it
+#                         does not exist; the server workload needs examples/colony_http_server)
 #   COLONY_COMPARE_JOBS   parallel build jobs (default 2)
 #
 # Builds only the colony_compare target (the C++ workers of every peer library that CMake
@@ -31,13 +32,13 @@ if [ ! -f "$BUILD/build.ninja" ] && [ ! -f "$BUILD/Makefile" ]; then
   command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
   echo "-- configuring $BUILD" >&2
   cmake -S "$ROOT" -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
-    -DCOLONY_BUILD_BENCH=ON -DCOLONY_BUILD_TESTS=OFF -DCOLONY_BUILD_EXAMPLES=OFF >&2
+    -DCOLONY_BUILD_BENCH=ON -DCOLONY_BUILD_TESTS=OFF -DCOLONY_BUILD_EXAMPLES=ON >&2
 fi
 # The workers CMake configured (bench/compare/CMakeLists.txt lists them in workers.txt), built one
 # by one: a worker that fails to compile (e.g. a peer library's headers are broken) is removed,
 # recorded in build-failures.txt and reported by the driver, and the others still run.
 BIN=$BUILD/bench/compare
-if ! cmake "$BUILD" >"$BUILD/compare-configure.log" 2>&1; then  # picks up new peers / pool
+if ! cmake "$BUILD" -DCOLONY_BUILD_EXAMPLES=ON >"$BUILD/compare-configure.log" 2>&1; then  # picks up new peers / pool; the server workload needs the HTTP example
   cat "$BUILD/compare-configure.log" >&2
   echo "bench/compare/run.sh: configuring $BUILD failed" >&2
   exit 1
@@ -55,6 +56,11 @@ while read -r worker; do
     echo "$worker" >>"$BIN/build-failures.txt"
   fi
 done <"$BIN/workers.txt"
+# The server workload's colony side: the HTTP example (skipped by compare.py if not built).
+echo "-- building colony_http_server (the server workload; log: $LOG)" >&2
+if ! cmake --build "$BUILD" --target colony_http_server -j "$JOBS" >>"$LOG" 2>&1 </dev/null; then
+  echo "-- colony_http_server not built (examples off?); the server workload skips colony" >&2
+fi
 
 GO_BIN=$BUILD/go/colony_compare_go
 GO=$(command -v go 2>/dev/null || true)
@@ -72,9 +78,11 @@ if [ -n "$GO" ]; then
   # Standard library only: never consult a module proxy or the environment's workspace.
   (cd "$ROOT/bench/go/compare" && GO111MODULE=on GOFLAGS= GOWORK=off GOPROXY=off \
     GOTOOLCHAIN=local "$GO" build -o "$GO_BIN" .) >&2
+  (cd "$ROOT/bench/go/servers" && GO111MODULE=on GOFLAGS= GOWORK=off GOPROXY=off \
+    GOTOOLCHAIN=local "$GO" build -o "$BUILD/go/colony_compare_go_hello" ./hello) >&2
 else
   echo "-- go not installed: the Go system is skipped" >&2
-  rm -f "$GO_BIN"
+  rm -f "$GO_BIN" "$BUILD/go/colony_compare_go_hello"
 fi
 
 exec python3 "$ROOT/bench/compare/compare.py" --bin "$BIN" --go-bin "$GO_BIN" "$@"
