@@ -20,17 +20,9 @@
 #include <string_view>
 #include <vector>
 
-namespace {
+#include "common/cli.hpp"
 
-std::string flag(int argc, char** argv, std::string_view name, std::string def) {
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    if (a.substr(0, 2) == "--" && a.substr(2, name.size()) == name && a.size() > name.size() + 2 &&
-        a[name.size() + 2] == '=')
-      return std::string(a.substr(name.size() + 3));
-  }
-  return def;
-}
+namespace {
 
 bool is_loopback(const colony::net::Address& a) {
   if (a.is_v6()) return a.host() == "::1";
@@ -41,11 +33,12 @@ bool is_loopback(const colony::net::Address& a) {
 
 int main(int argc, char** argv) {
   using Clock = std::chrono::steady_clock;
-  const auto addr = colony::net::Address::parse(flag(argc, argv, "addr", "127.0.0.1:9000"));
-  const long conns = std::atol(flag(argc, argv, "conns", "100").c_str());
-  const long size = std::atol(flag(argc, argv, "size", "64").c_str());
-  const long duration_ms = std::atol(flag(argc, argv, "duration-ms", "5000").c_str());
-  const int procs = std::atoi(flag(argc, argv, "procs", "0").c_str());
+  const example::Flags flags(argc, argv, {"addr", "conns", "size", "duration-ms", "procs"});
+  const auto addr = colony::net::Address::parse(flags.str("addr", "127.0.0.1:9000"));
+  const long conns = flags.num("conns", 100);
+  const long size = flags.num("size", 64);
+  const long duration_ms = flags.num("duration-ms", 5000);
+  const int procs = static_cast<int>(flags.num("procs", 0, 0, 1024));
   if (!is_loopback(addr)) {
     std::fprintf(stderr, "echo_client: %s is not a loopback address\n", addr.to_string().c_str());
     return 2;

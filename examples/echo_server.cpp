@@ -4,12 +4,7 @@
 //
 // SIGINT / SIGTERM: stop accepting, end every connection's reading side (its fiber writes back
 // what it has read, then leaves), wait up to --drain-ms, then cut what is left.
-#include <fcntl.h>
-#include <signal.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <cerrno>
 #include <colony/colony.hpp>
 #include <colony/net.hpp>
 #include <cstdio>
@@ -19,27 +14,9 @@
 #include <string_view>
 #include <thread>
 
+#include "common/cli.hpp"
+
 namespace {
-
-int g_signal_pipe[2] = {-1, -1};
-
-void on_signal(int) {
-  const int saved = errno;
-  char c = 1;
-  ssize_t r = ::write(g_signal_pipe[1], &c, 1);
-  (void)r;
-  errno = saved;
-}
-
-std::string flag(int argc, char** argv, std::string_view name, std::string def) {
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    if (a.substr(0, 2) == "--" && a.substr(2, name.size()) == name && a.size() > name.size() + 2 &&
-        a[name.size() + 2] == '=')
-      return std::string(a.substr(name.size() + 3));
-  }
-  return def;
-}
 
 // Conns: the open connections, so that the shutdown can reach them.
 struct Conns {
@@ -93,20 +70,11 @@ void serve_conn(colony::net::TcpStream s, Conns& conns, std::atomic<std::uint64_
 }  // namespace
 
 int main(int argc, char** argv) {
-  const auto addr = colony::net::Address::parse(flag(argc, argv, "addr", "127.0.0.1:9000"));
-  const int procs = std::atoi(flag(argc, argv, "procs", "0").c_str());
-  const auto drain =
-      std::chrono::milliseconds(std::atol(flag(argc, argv, "drain-ms", "2000").c_str()));
-  if (::pipe2(g_signal_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
-    std::perror("pipe2");
-    return 1;
-  }
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
+  const example::Flags flags(argc, argv, {"addr", "procs", "drain-ms"});
+  const auto addr = colony::net::Address::parse(flags.str("addr", "127.0.0.1:9000"));
+  const int procs = static_cast<int>(flags.num("procs", 0, 0, 1024));
+  const auto drain = std::chrono::milliseconds(flags.num("drain-ms", 2000));
+  example::ShutdownSignal shutdown;
 
   return colony::run(
       [&]() -> int {
@@ -121,8 +89,7 @@ int main(int argc, char** argv) {
         std::atomic<std::uint64_t> bytes{0}, accepted{0};
         std::atomic<bool> stopping{false};
         auto stopper = colony::spawn([&] {
-          char c;
-          while (::read(g_signal_pipe[0], &c, 1) != 1) colony::net::wait_readable(g_signal_pipe[0]);
+          shutdown.wait();
           stopping = true;
           ln.close();  // the accept loop ends
         });
