@@ -3,6 +3,10 @@
 // 2, 4 and 8 processors.
 #include "http/http.hpp"
 
+#if defined(COLONY_TESTS_HAVE_POOL)
+#include "http/pooled.hpp"
+#endif
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -125,11 +129,11 @@ class Http : public ProcsTest {};
 INSTANTIATE_TEST_SUITE_P(Procs, Http, ::testing::ValuesIn(colony::testing::proc_counts()),
                          colony::testing::procs_name);
 
-// TestServer: an http::Server with demo_handler on 127.0.0.1, served by a fiber.
+// TestServer: an http::Server with demo_handler (or `handler`) on 127.0.0.1, served by a fiber.
 class TestServer {
  public:
-  explicit TestServer(http::Options opts = {})
-      : srv_(http::demo_handler(), opts),
+  explicit TestServer(http::Options opts = {}, http::Handler handler = http::demo_handler())
+      : srv_(std::move(handler), opts),
         ln_(TcpListener::listen(Address::loopback_v4(0))),
         addr_(ln_.local_address()),
         serving_(colony::spawn([this] { srv_.serve(ln_); })) {}
@@ -451,5 +455,56 @@ TEST_P(Http, ShutdownDeadlineCutsSlowHandlers) {
     }
   });
 }
+
+#if defined(COLONY_TESTS_HAVE_POOL)
+// A server whose handlers run on a nonblocking Pool of 2 workers: while two slow requests hold
+// both workers, others get 503 at once; fast requests are served again once they are done.
+TEST_P(Http, PooledHandlerSheds503WhenEveryWorkerIsBusy) {
+  run_fibers([&] {
+    colony::Pool pool(2, {.nonblocking = true});
+    {
+      TestServer ts({}, http::pooled(http::demo_handler(), pool));
+      std::vector<TcpStream> slow;
+      for (int i = 0; i < 2; ++i) {
+        slow.push_back(TcpStream::connect(ts.addr(), 5s));
+        slow.back().write_all("GET /sleep?ms=500 HTTP/1.1\r\nHost: t\r\n\r\n");
+      }
+      // Wait until both slow handlers hold a worker.
+      const auto t_wait = Clock::now() + 10s;
+      while (pool.free() > 0 && Clock::now() < t_wait) colony::this_fiber::sleep_for(1ms);
+      ASSERT_EQ(pool.free(), 0);
+      for (int i = 0; i < 3; ++i) {
+        TcpStream c = TcpStream::connect(ts.addr(), 5s);
+        std::string buf;
+        const auto t0 = Clock::now();
+        c.write_all("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        auto r = read_reply(c, buf);
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 503);
+        EXPECT_NE(r->head.find("\r\nRetry-After: 1\r\n"), std::string::npos) << r->head;
+        EXPECT_LT(Clock::now() - t0, 400ms) << "shed at once, not queued behind the slow ones";
+      }
+      for (auto& c : slow) {
+        std::string buf;
+        auto r = read_reply(c, buf);
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 200);
+        EXPECT_EQ(r->body, "slept\n");
+      }
+      pool.wait();  // the workers are back
+      TcpStream c = TcpStream::connect(ts.addr(), 5s);
+      std::string buf;
+      c.write_all("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+      auto r = read_reply(c, buf);
+      ASSERT_TRUE(r);
+      EXPECT_EQ(r->status, 200);
+      EXPECT_EQ(r->body, "Hello, World!\n");
+    }
+    pool.wait();  // a worker counts its task after the reply may have gone out
+    EXPECT_EQ(pool.stats().completed, 3u);
+    EXPECT_EQ(pool.stats().rejected, 3u);
+  });
+}
+#endif
 
 }  // namespace
