@@ -77,20 +77,23 @@ ROWS = [
      "sleeping 10 ms, at most 50,000 at once (a semaphore taken before each spawn); ms"),
     ("fib fan-out", "fib", "recursive parallel fib(32), sequential at or below fib(20), one "
      "branch of every fork a new task; ms (the note gives the sequential time and speed-up)"),
-    ("server", "server", "colony's HTTP/1.1 example server (a fiber per connection) and Go's "
-     "net/http, both answering \"Hello, World!\\n\", under wrk -t2 -c100 on loopback (wrk "
+    ("server", "server", "colony's HTTP/1.1 example server (a fiber per connection; colony Pool: its "
+     "handlers on a nonblocking Pool(256)) and Go's net/http, both answering \"Hello, World!\\n\", under wrk -t2 -c100 on loopback (wrk "
      "shares the cores); ns per request = 1e9 / requests per second (the note gives both and "
      "the p99 latency); peak RSS is the server's"),
 ]
 
 NOT_YET = {}
 
-# The server row runs bench/compare/server_worker.sh against these two servers only.
-SERVER_SYSTEMS = {"colony-go": "colony", "Go": "go"}
-SERVER_NA = {
-    "colony-Pool": "the HTTP example serves each connection on its own fiber; it has no "
-                   "Pool-backed handler",
+# The server row runs bench/compare/server_worker.sh against these servers only: system ->
+# (kind, server key, extra server arguments). colony Pool: the same example with its handlers
+# on a nonblocking Pool of 256 workers (more than wrk's 100 connections: nothing is shed).
+SERVER_SYSTEMS = {
+    "colony-go": ("colony", "colony", []),
+    "colony-Pool": ("colony", "colony", ["--pool=256"]),
+    "Go": ("go", "Go", []),
 }
+SERVER_NA = {}
 SERVER_NA_DEFAULT = "no HTTP server of this system in the suite (the workload compares " \
                     "colony's example server with Go's net/http)"
 
@@ -219,9 +222,11 @@ def free_port():
         return sk.getsockname()[1]
 
 
-def server_argv(kind, server, args, procs):
+def server_argv(kind, server, extra, args, procs):
     argv = [os.path.join(HERE, "server_worker.sh"), "--kind", kind, "--server", server,
             "--port", str(free_port()), "--workload", "server", "--procs", str(procs)]
+    for a in extra:
+        argv += ["--server-arg", a]
     for k, v in args.items():
         argv += [f"--{k}", str(v)]
     return argv
@@ -295,6 +300,11 @@ def summarise(records, systems, rows):
                             if notes else ""
                         notes = [f"sequential {fmt_num(sm)} ms, speed-up "
                                  f"{sm / cell['median']:.2f}x" + (f", {rest}" if rest else "")]
+                if label == "server":
+                    # The run whose ns/req is the median (its own req/s and p99); with an even
+                    # count, the upper middle one.
+                    mid = sorted(ok, key=lambda r: r["value"])[len(ok) // 2]
+                    notes = [f"median run: {mid['note']}"] if mid.get("note") else notes
                 cell["note"] = notes[0] if notes else ""
                 errs = [r for r in recs if "error" in r]
                 if errs:
@@ -591,15 +601,15 @@ def main():
 
     # The server row's executables.
     servers = {
-        "colony-go": args.http_server or os.path.join(
+        "colony": args.http_server or os.path.join(
             os.path.dirname(os.path.dirname(os.path.abspath(args.bin))), "examples",
             "colony_http_server"),
         "Go": args.go_http_server or os.path.join(os.path.dirname(args.go_bin),
                                                   "colony_compare_go_hello"),
     }
     server_missing = {
-        "colony-go": "colony's HTTP example server is not built (COLONY_BUILD_EXAMPLES=ON, "
-                     "target colony_http_server)",
+        "colony": "colony's HTTP example server is not built (COLONY_BUILD_EXAMPLES=ON, "
+                  "target colony_http_server)",
         "Go": "Go's hello server is not built (go not installed: apt-get install golang-go)",
     }
 
@@ -612,9 +622,10 @@ def main():
         for key, *_ in systems:
             base = {"system": key, "row": label, "workload": workload}
             if workload == "server" and label not in mode["skip_row"] and (
-                    key not in SERVER_SYSTEMS or not os.access(servers[key], os.X_OK)):
+                    key not in SERVER_SYSTEMS
+                    or not os.access(servers[SERVER_SYSTEMS[key][1]], os.X_OK)):
                 why = (SERVER_NA.get(key, SERVER_NA_DEFAULT) if key not in SERVER_SYSTEMS
-                       else server_missing[key])
+                       else server_missing[SERVER_SYSTEMS[key][1]])
                 records.append(dict(base, rep=0, skip=why))
             elif workload is None:
                 records.append(dict(base, rep=0, skip=NOT_YET.get(label, "not available")))
@@ -629,7 +640,8 @@ def main():
         for rep in range(reps):
             for key, *_ in systems:
                 if workload == "server":
-                    if key in SERVER_SYSTEMS and os.access(servers[key], os.X_OK):
+                    if key in SERVER_SYSTEMS and os.access(servers[SERVER_SYSTEMS[key][1]],
+                                                           os.X_OK):
                         plan.append((label, workload, key, rep))
                 elif key in exes and (key, label) not in mode["skip"]:
                     plan.append((label, workload, key, rep))
@@ -660,8 +672,8 @@ def main():
             continue
         prog.show(f"{label:<12} {names[key]:<12} rep {rep + 1}/{reps}")
         if workload == "server":
-            argv = server_argv(SERVER_SYSTEMS[key], servers[key], mode["rows"][label],
-                               args.procs)
+            kind, server, extra = SERVER_SYSTEMS[key]
+            argv = server_argv(kind, servers[server], extra, mode["rows"][label], args.procs)
         else:
             argv = worker_argv(exes[key], workload, mode["rows"][label], args.procs)
         code, out, err, maxrss, wall = run_child(argv, timeout)

@@ -3,7 +3,7 @@
 # compare.py like the other workers (one run per process, one JSON line on stdout).
 #
 #   server_worker.sh --kind colony|go --server PATH --port N [--procs P] [--duration 3s]
-#                    [--conns 100] [--threads 2] [--workload server]
+#                    [--conns 100] [--threads 2] [--server-arg ARG]... [--workload server]
 #
 # Starts the HTTP server (colony: examples/http_server.cpp; Go: bench/go/servers/hello, net/http),
 # both answering "Hello, World!\n", waits for its "listening on" line, warms it up with wrk for
@@ -15,6 +15,7 @@
 set -euo pipefail
 
 KIND= SERVER= PORT= PROCS=$(nproc) DURATION=3s CONNS=100 THREADS=2
+EXTRA=()  # --server-arg: passed on to the server (colony Pool: --pool=N)
 while [ $# -gt 0 ]; do
   case $1 in
     --kind) KIND=$2; shift 2 ;;
@@ -24,6 +25,7 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift 2 ;;
     --conns) CONNS=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
+    --server-arg) EXTRA+=("$2"); shift 2 ;;
     --workload) shift 2 ;;
     *) echo "server_worker.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -51,8 +53,8 @@ cleanup() {
 trap cleanup EXIT
 
 case $KIND in
-  colony) "$SERVER" --addr=127.0.0.1:"$PORT" --procs="$PROCS" >"$LOG" 2>&1 & ;;
-  go) "$SERVER" -addr 127.0.0.1:"$PORT" -procs "$PROCS" >"$LOG" 2>&1 & ;;
+  colony) "$SERVER" --addr=127.0.0.1:"$PORT" --procs="$PROCS" ${EXTRA[@]+"${EXTRA[@]}"} >"$LOG" 2>&1 & ;;
+  go) "$SERVER" -addr 127.0.0.1:"$PORT" -procs "$PROCS" ${EXTRA[@]+"${EXTRA[@]}"} >"$LOG" 2>&1 & ;;
   *) echo "server_worker.sh: --kind must be colony or go" >&2; exit 2 ;;
 esac
 PID=$!
