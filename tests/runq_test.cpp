@@ -34,24 +34,6 @@ TEST(RunQueue, FifoForTheOwner) {
   EXPECT_TRUE(q.empty());
 }
 
-TEST(RunQueue, UnsharedGetIsFifoAndMixesWithGet) {
-  RunQueue<Item, 4> q;
-  Item items[40];
-  int next_get = 0;
-  for (int i = 0; i < 40; ++i) {
-    items[i].id = i;
-    ASSERT_TRUE(q.put(&items[i]));
-    if (i % 3 == 2) {  // drain, alternating the two kinds of get, across the wrap-around
-      for (Item* x; (x = (next_get % 2) ? q.get() : q.get_unshared()) != nullptr; ++next_get)
-        ASSERT_EQ(x->id, next_get);
-    }
-  }
-  while (Item* x = q.get_unshared()) ASSERT_EQ(x->id, next_get++);
-  EXPECT_EQ(next_get, 40);
-  EXPECT_TRUE(q.empty());
-  EXPECT_EQ(q.get_unshared(), nullptr);
-}
-
 TEST(RunQueue, WrapsAround) {
   RunQueue<Item, 4> q;
   Item items[100];

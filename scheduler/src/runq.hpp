@@ -54,16 +54,6 @@ class RunQueue {
     }
   }
 
-  // get_unshared: get() for a queue no thief can reach (its runtime has a single P, and
-  // stealing needs a second): a plain store instead of the CAS on head.
-  T* get_unshared() noexcept {
-    const std::uint32_t h = head_.load(std::memory_order_relaxed);
-    if (tail_.load(std::memory_order_relaxed) == h) return nullptr;
-    T* x = buf_[h % N].load(std::memory_order_relaxed);
-    head_.store(h + 1, std::memory_order_release);
-    return x;
-  }
-
   // grab: any thread. Copies half (rounded up) of the queue into `dst`'s ring starting at its
   // tail, without publishing them (steal_into does). Returns how many were claimed.
   std::uint32_t grab(RunQueue& dst, std::uint32_t dst_tail) noexcept {

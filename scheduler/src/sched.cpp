@@ -491,8 +491,7 @@ G* Scheduler::runq_get(P* p) noexcept {
     }
   }
   p->runnext_streak = 0;
-  // With one P nobody steals (steal_work needs a victim): the owner may skip the CAS.
-  if (G* g = nprocs_ == 1 ? p->runq.get_unshared() : p->runq.get()) return g;
+  if (G* g = p->runq.get()) return g;
   next = p->runnext.exchange(nullptr, std::memory_order_acquire);
   if (next) p->runnext_streak = 1;
   return next;
