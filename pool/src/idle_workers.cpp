@@ -7,13 +7,15 @@ namespace colony::detail {
 void IdleWorkers::init(bool ring, std::size_t capacity) {
   ring_ = ring;
   items_.clear();
+  procs_.clear();
   head_ = count_ = 0;
   if (ring_) items_.assign(capacity, nullptr);
 }
 
-void IdleWorkers::insert(Worker* w) {
+void IdleWorkers::insert(Worker* w, int proc) {
   if (!ring_) {
     items_.push_back(w);
+    procs_.push_back(proc);
     ++count_;
     return;
   }
@@ -22,11 +24,20 @@ void IdleWorkers::insert(Worker* w) {
   ++count_;
 }
 
-Worker* IdleWorkers::detach() noexcept {
+Worker* IdleWorkers::detach(int proc) noexcept {
   if (count_ == 0) return nullptr;
   if (!ring_) {
-    Worker* w = items_.back();
-    items_.pop_back();
+    // Removing from the middle keeps the stack ordered by last_used (take_stale relies on it).
+    std::size_t pick = count_ - 1;
+    for (std::size_t k = 0; k < kLocalScan && k < count_; ++k) {
+      if (procs_[count_ - 1 - k] == proc) {
+        pick = count_ - 1 - k;
+        break;
+      }
+    }
+    Worker* w = items_[pick];
+    items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(pick));
+    procs_.erase(procs_.begin() + static_cast<std::ptrdiff_t>(pick));
     --count_;
     return w;
   }
@@ -48,6 +59,7 @@ Worker* IdleWorkers::take_prefix(std::size_t n) noexcept {
   if (n == 0) return nullptr;
   if (!ring_) {
     items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(n));
+    procs_.erase(procs_.begin(), procs_.begin() + static_cast<std::ptrdiff_t>(n));
   } else {
     for (std::size_t i = 0; i < n; ++i) at(i) = nullptr;
     head_ = (head_ + n) % items_.size();
@@ -78,7 +90,10 @@ void IdleWorkers::remove(Worker* w) noexcept {
     if (at(i) != w) continue;
     for (std::size_t j = i; j + 1 < count_; ++j) at(j) = at(j + 1);
     at(count_ - 1) = nullptr;
-    if (!ring_) items_.pop_back();
+    if (!ring_) {
+      items_.pop_back();
+      procs_.erase(procs_.begin() + static_cast<std::ptrdiff_t>(i));
+    }
     --count_;
     return;
   }

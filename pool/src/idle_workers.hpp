@@ -24,10 +24,13 @@ class IdleWorkers {
 
   bool empty() const noexcept { return count_ == 0; }
   std::size_t size() const noexcept { return count_; }
-  // insert: precondition for the ring: size() < capacity.
-  void insert(Worker* w);
-  // detach: the worker to reuse (stack: newest; ring: oldest), or null.
-  Worker* detach() noexcept;
+  // insert: precondition for the ring: size() < capacity. `proc`: the processor the worker went
+  // idle on (sched::current_proc()).
+  void insert(Worker* w, int proc);
+  // detach: the worker to reuse, or null. Ring: the oldest. Stack: among the kLocalScan newest,
+  // the newest that went idle on `proc` (its stack and record are likely in this processor's
+  // cache), else the newest.
+  Worker* detach(int proc) noexcept;
   // take_stale: removes every worker with last_used <= cutoff; returns them chained through
   // Worker::next_stale (null if none).
   Worker* take_stale(std::int64_t cutoff) noexcept;
@@ -42,8 +45,11 @@ class IdleWorkers {
   }
   Worker* take_prefix(std::size_t n) noexcept;  // the n oldest, chained
 
+  static constexpr std::size_t kLocalScan = 8;
+
   bool ring_ = false;
   std::vector<Worker*> items_;  // stack: exactly count_ entries; ring: capacity slots
+  std::vector<int> procs_;      // stack only: items_[i] went idle on processor procs_[i]
   std::size_t head_ = 0;        // ring only: the oldest
   std::size_t count_ = 0;
 };

@@ -250,7 +250,7 @@ std::error_code PoolCore::submit(PoolTask& t, std::int64_t deadline_ns, const Co
       lock_.unlock();
       return reject(pool_errc::pool_closed);
     }
-    if (Worker* w = idle_.detach()) {
+    if (Worker* w = idle_.detach(sched::current_proc())) {
       w->idle = false;
       w->task = std::move(t);
       accept_locked();
@@ -472,7 +472,7 @@ bool PoolCore::next_task(Worker& w, PoolTask& t) {
     w.last_used = coarse_now();
     w.idle = true;
     w.wake.store(Worker::kAwake, std::memory_order_relaxed);
-    idle_.insert(&w);
+    idle_.insert(&w, sched::current_proc());
     lock_.unlock();
     sched::park(park_idle, &w, sched::WaitReason::pool);
     // Whoever took us out of idle_ set w.exit or w.task under the lock before waking us. If

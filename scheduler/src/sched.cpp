@@ -1335,6 +1335,11 @@ std::uint32_t local_backlog() noexcept {
   return (m && m->curg && m->p) ? m->p->runq.size() : 0;
 }
 
+int current_proc() noexcept {
+  M* m = current_m();
+  return (m && m->curg && m->p) ? m->p->id : -1;
+}
+
 void yield() {
   M* m = current_m();
   G* self = m ? m->curg : nullptr;

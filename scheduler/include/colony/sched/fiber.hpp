@@ -99,6 +99,9 @@ void yield();
 // local_backlog: how many fibers wait in the calling fiber's P's local run queue (runnext not
 // counted); 0 on a plain thread. A hint for producers that decide whether to yield.
 std::uint32_t local_backlog() noexcept;
+// current_proc: the index of the P the calling fiber runs on (it may move at its next switch
+// point), or -1 on a plain thread. A locality hint.
+int current_proc() noexcept;
 
 // enter_blocking / exit_blocking: bracket a call that blocks the OS thread (colony::blocking),
 // as Go's entersyscall / exitsyscall. On a fiber, enter_blocking gives up the P (handed to
