@@ -749,11 +749,13 @@ void Scheduler::finish_switch(M* m, G* self, ctx::transfer_t t) noexcept {
       set_status(prev, GStatus::running, GStatus::runnable);
       runq_put(m->p, prev, false);
       break;
-    case After::yield_global: {
+    case After::yield_global:
+    case After::blocked_return: {
       set_status(prev, GStatus::running, GStatus::runnable);
       {
         std::lock_guard<std::mutex> lk(lock_);
         glob_put(&prev, 1);
+        if (after == After::blocked_return) --blocking_;
       }
       if (!m->p) wakep();  // back from a blocking call, no P: a P freed meanwhile must run it
       break;
@@ -1303,17 +1305,20 @@ void Scheduler::enter_blocking(M* m) {
 void Scheduler::exit_blocking(M* m, G* self) noexcept {
   {
     std::lock_guard<std::mutex> lk(lock_);
-    --blocking_;
     if (P* p = pidle_get()) {
+      --blocking_;
       acquirep(m, p);
       p->cur.store(self, std::memory_order_release);
       p->switches.inc();  // a new run, as far as sysmon is concerned
       return;
     }
   }
-  // Every P is busy: wait for one in the global queue, and let this M go idle.
+  // Every P is busy: wait for one in the global queue, and let this M go idle. The fiber still
+  // counts in blocking_ until it is in the queue (finish_switch does both under lock_):
+  // otherwise, should every P go idle meanwhile, deadlock detection would see a runtime with
+  // nothing running, nothing queued and nothing blocked, and report a fiber that is about to run.
   m->curg = nullptr;
-  Post post{self, After::yield_global, nullptr, nullptr};
+  Post post{self, After::blocked_return, nullptr, nullptr};
   ctx::transfer_t t = jump(self, &m->g0, &post, false, m->eh);
   finish_switch(current_m(), self, t);
 }

@@ -124,7 +124,9 @@ class Scheduler {
 
   // Called on a fiber: switch away. See sched.cpp.
   // yield_global: to the back of the global queue (behind everything already queued there).
-  enum class After : std::uint8_t { none, yield, yield_global, park, exit };
+  // blocked_return: yield_global for a fiber back from a blocking call with no P to take; it
+  // stops counting in blocking_ only once it is in the global queue (see exit_blocking).
+  enum class After : std::uint8_t { none, yield, yield_global, blocked_return, park, exit };
   // `m` is current_m(), read by the caller just before.
   void switch_out(M* m, G* self, After after, UnlockFn unlock, void* arg);
 
