@@ -108,32 +108,16 @@ Result skynet(const Args& a) {
   return r;
 }
 
-using compare::Mailbox;
 
 // pingpong: two tasks of the pool (each holds a pool thread while it blocks).
 Result pingpong(const Args& a) {
   if (a.procs < 2) compare::fail(kSystem, "pingpong needs --procs >= 2");
   asio::thread_pool pool(static_cast<std::size_t>(a.procs));
-  Mailbox ping, pong;
-  double ns = 0;
-  bool ok = true;
-  asio::post(pool, [&] {
-    for (long v; (v = ping.take()) >= 0;) pong.put(v + 1);
-  });
-  asio::post(pool, [&] {
-    auto t0 = Clock::now();
-    for (long i = 0; i < a.n; ++i) {
-      ping.put(i);
-      if (pong.take() != i + 1) ok = false;
-    }
-    ns = compare::ns_since(t0);
-    ping.put(-1);
-  });
+  compare::MailboxPingPong pp(a.n);
+  asio::post(pool, [&] { pp.partner(); });
+  asio::post(pool, [&] { pp.driver(); });
   pool.join();
-  if (!ok) compare::fail(kSystem, "pingpong: wrong answer");
-  Result r = compare::per_op(ns, static_cast<double>(a.n), std::to_string(a.n) + " round trips");
-  r.note = "two blocking tasks, mutex + condition_variable";
-  return r;
+  return pp.result(kSystem, "two blocking tasks, mutex + condition_variable");
 }
 
 // yield: a one-thread pool; two tasks, each re-posting itself n/2 times.

@@ -320,4 +320,35 @@ inline Result in_ms(double ms, std::string check) {
   return r;
 }
 
+// MailboxPingPong: the ping-pong of the thread-based systems (std::thread, Asio, TBB). partner()
+// answers v + 1 to every v on `ping` until it reads -1; driver() sends n values, checks the
+// answers and times the round trips. Each system runs the two its own way (two threads, two
+// pool tasks), then calls result().
+struct MailboxPingPong {
+  explicit MailboxPingPong(long rounds) : n(rounds) {}
+  void partner() {
+    for (long v; (v = ping.take()) >= 0;) pong.put(v + 1);
+  }
+  void driver() {
+    auto t0 = Clock::now();
+    for (long i = 0; i < n; ++i) {
+      ping.put(i);
+      if (pong.take() != i + 1) ok = false;
+    }
+    ns = ns_since(t0);
+    ping.put(-1);
+  }
+  Result result(const std::string& system, std::string note) const {
+    if (!ok) fail(system, "pingpong: wrong answer");
+    Result r = per_op(ns, static_cast<double>(n), std::to_string(n) + " round trips");
+    r.note = std::move(note);
+    return r;
+  }
+
+  long n;
+  Mailbox ping, pong;
+  double ns = 0;
+  bool ok = true;
+};
+
 }  // namespace compare

@@ -74,25 +74,14 @@ Result spawn(const Args& a) {
   return r;
 }
 
-using compare::Mailbox;
 
 // pingpong: two threads, two mailboxes; the partner answers v + 1; -1 ends it.
 Result pingpong(const Args& a) {
-  Mailbox ping, pong;
-  std::thread partner([&] {
-    for (long v; (v = ping.take()) >= 0;) pong.put(v + 1);
-  });
-  auto t0 = Clock::now();
-  for (long i = 0; i < a.n; ++i) {
-    ping.put(i);
-    if (pong.take() != i + 1) compare::fail(kSystem, "pingpong: wrong answer");
-  }
-  double ns = compare::ns_since(t0);
-  ping.put(-1);
+  compare::MailboxPingPong pp(a.n);
+  std::thread partner([&] { pp.partner(); });
+  pp.driver();
   partner.join();
-  Result r = compare::per_op(ns, static_cast<double>(a.n), std::to_string(a.n) + " round trips");
-  r.note = "mutex + condition_variable";
-  return r;
+  return pp.result(kSystem, "mutex + condition_variable");
 }
 
 // yield: two threads pinned to the same CPU, each calling std::this_thread::yield() n/2 times.

@@ -74,33 +74,17 @@ Result skynet(const Args& a) {
   });
 }
 
-using compare::Mailbox;
 
 // pingpong: two tasks of one task_group, each holding an arena thread while it blocks.
 Result pingpong(const Args& a) {
   if (a.procs < 2) compare::fail(kSystem, "pingpong needs --procs >= 2");
   return in_arena(a, [&] {
-    Mailbox ping, pong;
-    double ns = 0;
-    bool ok = true;
+    compare::MailboxPingPong pp(a.n);
     tbb::task_group tg;
-    tg.run([&] {
-      for (long v; (v = ping.take()) >= 0;) pong.put(v + 1);
-    });
-    tg.run([&] {
-      auto t0 = Clock::now();
-      for (long i = 0; i < a.n; ++i) {
-        ping.put(i);
-        if (pong.take() != i + 1) ok = false;
-      }
-      ns = compare::ns_since(t0);
-      ping.put(-1);
-    });
+    tg.run([&] { pp.partner(); });
+    tg.run([&] { pp.driver(); });
     tg.wait();
-    if (!ok) compare::fail(kSystem, "pingpong: wrong answer");
-    Result r = compare::per_op(ns, static_cast<double>(a.n), std::to_string(a.n) + " round trips");
-    r.note = "two blocking tasks, mutex + condition_variable";
-    return r;
+    return pp.result(kSystem, "two blocking tasks, mutex + condition_variable");
   });
 }
 
