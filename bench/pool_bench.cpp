@@ -12,7 +12,9 @@
 //
 // The sleep workloads run each repetition in a fresh child process (fork), so that peak RSS is
 // that child's own high-water mark (wait4's ru_maxrss, i.e. VmHWM), not the benchmark
-// process's: counters wall_ms and peak_rss_MiB. They take ~0.3-3 s each; Iterations(1).
+// process's: counters wall_ms and peak_rss_MiB, and stacks_mapped_MiB, the address space the
+// runtime had reserved for fiber stacks at the end (256 KiB a fiber, carved in slabs; it never
+// shrinks, so it tells how many fibers were alive at the peak, not what they committed). They take ~0.3-3 s each; Iterations(1).
 // Run: build/pool/bench/colony_pool_bench [--benchmark_repetitions=3]
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
@@ -47,9 +49,18 @@ constexpr int kEmptyTasks = 1'000'000;
 
 using Clock = std::chrono::steady_clock;
 
-// in_child: runs `work` (which returns its wall time in ms) in a forked child process; returns
-// {wall_ms, peak RSS of the child in KiB}. Exits the benchmark on failure.
-std::pair<double, long> in_child(const std::function<double()>& work) {
+// ChildResult: what a forked run reports: its wall time, the bytes of stack its runtime had
+// mapped at the end (every stack it ever needed at once: the cache keeps them), and its peak RSS
+// in KiB.
+struct ChildResult {
+  double ms = -1;
+  double stacks = 0;
+  long peak_kib = 0;
+};
+
+// in_child: runs `work` (which returns {wall ms, stack bytes mapped}) in a forked child process.
+// Exits the benchmark on failure.
+ChildResult in_child(const std::function<std::pair<double, double>()>& work) {
   int fds[2];
   if (::pipe(fds) != 0) std::abort();
   std::fflush(nullptr);
@@ -57,28 +68,29 @@ std::pair<double, long> in_child(const std::function<double()>& work) {
   if (pid < 0) std::abort();
   if (pid == 0) {
     ::close(fds[0]);
-    double ms = work();
-    if (::write(fds[1], &ms, sizeof ms) != sizeof ms) ::_exit(2);
+    const std::pair<double, double> r = work();
+    if (::write(fds[1], &r, sizeof r) != sizeof r) ::_exit(2);
     ::_exit(0);
   }
   ::close(fds[1]);
-  double ms = -1;
-  if (::read(fds[0], &ms, sizeof ms) != sizeof ms) ms = -1;
+  std::pair<double, double> r{-1, 0};
+  if (::read(fds[0], &r, sizeof r) != sizeof r) r.first = -1;
   ::close(fds[0]);
   int status = 0;
   rusage ru{};
   ::wait4(pid, &status, 0, &ru);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || ms < 0) {
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || r.first < 0) {
     std::fprintf(stderr, "colony_pool_bench: child failed (status %d)\n", status);
     std::exit(1);
   }
-  return {ms, ru.ru_maxrss};
+  return {r.first, r.second, ru.ru_maxrss};
 }
 
-void report(benchmark::State& state, std::pair<double, long> r) {
-  state.SetIterationTime(r.first / 1e3);
-  state.counters["wall_ms"] = r.first;
-  state.counters["peak_rss_MiB"] = static_cast<double>(r.second) / 1024.0;
+void report(benchmark::State& state, const ChildResult& r) {
+  state.SetIterationTime(r.ms / 1e3);
+  state.counters["wall_ms"] = r.ms;
+  state.counters["stacks_mapped_MiB"] = r.stacks / (1024.0 * 1024.0);
+  state.counters["peak_rss_MiB"] = static_cast<double>(r.peak_kib) / 1024.0;
 }
 
 double ms_since(Clock::time_point t0) {
@@ -88,13 +100,13 @@ double ms_since(Clock::time_point t0) {
 void BM_PoolSleep(benchmark::State& state) {
   for (auto _ : state) {
     report(state, in_child([] {
-             double ms = 0;
+             double ms = 0, stacks = 0;
              colony::run([&] {
                colony::Pool pool(kSleepCap);
                colony::WaitGroup wg;
                const auto t0 = Clock::now();
+               wg.add(kSleepTasks);  // once, as ants' BenchmarkAntsPool does
                for (int i = 0; i < kSleepTasks; ++i) {
-                 wg.add(1);
                  if (pool.submit([&wg] {
                        colony::this_fiber::sleep_for(kSleep);
                        wg.done();
@@ -103,8 +115,9 @@ void BM_PoolSleep(benchmark::State& state) {
                }
                wg.wait();
                ms = ms_since(t0);
+               stacks = static_cast<double>(colony::stats().stack_bytes_mapped);
              });
-             return ms;
+             return std::pair{ms, stacks};
            }));
   }
 }
@@ -113,7 +126,7 @@ BENCHMARK(BM_PoolSleep)->Iterations(1)->UseManualTime()->Unit(benchmark::kMillis
 void BM_RawGoSleep(benchmark::State& state) {
   for (auto _ : state) {
     report(state, in_child([] {
-             double ms = 0;
+             double ms = 0, stacks = 0;
              colony::run([&] {
                colony::WaitGroup wg;
                const auto t0 = Clock::now();
@@ -125,8 +138,9 @@ void BM_RawGoSleep(benchmark::State& state) {
                  });
                wg.wait();
                ms = ms_since(t0);
+               stacks = static_cast<double>(colony::stats().stack_bytes_mapped);
              });
-             return ms;
+             return std::pair{ms, stacks};
            }));
   }
 }
@@ -135,7 +149,7 @@ BENCHMARK(BM_RawGoSleep)->Iterations(1)->UseManualTime()->Unit(benchmark::kMilli
 void BM_ChanSemaphoreSleep(benchmark::State& state) {
   for (auto _ : state) {
     report(state, in_child([] {
-             double ms = 0;
+             double ms = 0, stacks = 0;
              colony::run([&] {
                colony::Chan<char> sema(kSleepCap);
                colony::WaitGroup wg;
@@ -151,8 +165,9 @@ void BM_ChanSemaphoreSleep(benchmark::State& state) {
                }
                wg.wait();
                ms = ms_since(t0);
+               stacks = static_cast<double>(colony::stats().stack_bytes_mapped);
              });
-             return ms;
+             return std::pair{ms, stacks};
            }));
   }
 }

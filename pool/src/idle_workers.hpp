@@ -1,12 +1,19 @@
 // IdleWorkers: where a pool keeps its idle workers, guarded by the pool's lock. Two layouts, as
-// ants has: a LIFO stack (the default: the most recently idle worker is reused first, so the
+// ants has: LIFO stacks (the default: the most recently idle worker is reused first, so the
 // others age and get purged) and, with pre_alloc, a ring allocated for cap() workers up front
 // (ants' loop queue: FIFO, the oldest idle worker is reused first).
 //
-// Invariant: in both layouts the workers are ordered by Worker::last_used, oldest first (the
+// The LIFO layout keeps one stack per processor: a worker goes on the stack of the processor it
+// went idle on, and a submitter pops from its own processor's stack first. A worker idle on the
+// submitter's processor has its stack and its record in that core's cache, and it will run
+// there (it is readied on the submitter's processor); a worker from another processor's stack
+// costs a cache miss on every line it touches. Only when its own stack is empty does a
+// submitter take the newest worker of another processor.
+//
+// Invariant: in both layouts each sequence is ordered by Worker::last_used, oldest first (a
 // stack's bottom, the ring's head), because a worker's last_used is set, under the pool's lock,
 // on the coarse monotonic clock, right before it is inserted. take_stale() therefore finds the
-// expired prefix with a binary search, as ants' refresh() does.
+// expired prefix of each with a binary search, as ants' refresh() does.
 #pragma once
 
 #include <cstddef>
@@ -24,12 +31,11 @@ class IdleWorkers {
 
   bool empty() const noexcept { return count_ == 0; }
   std::size_t size() const noexcept { return count_; }
-  // insert: precondition for the ring: size() < capacity. `proc`: the processor the worker went
-  // idle on (sched::current_proc()).
+  // insert: `proc` is the processor the worker went idle on (sched::current_proc()). May throw
+  // std::bad_alloc (stacks). Precondition for the ring: size() < capacity.
   void insert(Worker* w, int proc);
-  // detach: the worker to reuse, or null. Ring: the oldest. Stack: among the kLocalScan newest,
-  // the newest that went idle on `proc` (its stack and record are likely in this processor's
-  // cache), else the newest.
+  // detach: the worker to reuse, or null. Ring: the oldest. Stacks: the newest of `proc`'s
+  // stack, else the newest of any processor's (`proc` -1, a plain thread: the latter).
   Worker* detach(int proc) noexcept;
   // take_stale: removes every worker with last_used <= cutoff; returns them chained through
   // Worker::next_stale (null if none).
@@ -40,17 +46,16 @@ class IdleWorkers {
   void remove(Worker* w) noexcept;
 
  private:
-  Worker*& at(std::size_t i) noexcept {  // i-th oldest
-    return ring_ ? items_[(head_ + i) % items_.size()] : items_[i];
-  }
-  Worker* take_prefix(std::size_t n) noexcept;  // the n oldest, chained
-
-  static constexpr std::size_t kLocalScan = 8;
+  Worker*& ring_at(std::size_t i) noexcept { return items_[(head_ + i) % items_.size()]; }
+  Worker* take_ring_prefix(std::size_t n) noexcept;  // the n oldest of the ring, chained
+  // take_stack_prefix: the n oldest of stacks_[s], chained in front of `chain`.
+  Worker* take_stack_prefix(std::size_t s, std::size_t n, Worker* chain) noexcept;
 
   bool ring_ = false;
-  std::vector<Worker*> items_;  // stack: exactly count_ entries; ring: capacity slots
-  std::vector<int> procs_;      // stack only: items_[i] went idle on processor procs_[i]
-  std::size_t head_ = 0;        // ring only: the oldest
+  std::vector<Worker*> items_;                // ring only: capacity slots
+  std::size_t head_ = 0;                      // ring only: the oldest
+  std::vector<std::vector<Worker*>> stacks_;  // stacks only: by processor id
+  std::vector<std::size_t> take_from_;        // stacks only: take()'s scratch, one per stack
   std::size_t count_ = 0;
 };
 

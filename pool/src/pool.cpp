@@ -167,11 +167,13 @@ class CtxWatch {
 };
 
 struct PoolCore::Wakeups {
-  sched::Waiter* retry = nullptr;  // a submitter that may now start a worker
-  sched::Waiter* done = nullptr;   // await_exit callers
+  sched::Waiter* retry = nullptr;    // a submitter that may now start a worker
+  sched::Waiter* done = nullptr;     // await_exit callers
+  sched::Waiter* drained = nullptr;  // wait() callers
   void notify() noexcept {
     if (retry) sched::notify(*retry);
     notify_chain(done);
+    notify_chain(drained);
   }
 };
 
@@ -187,9 +189,9 @@ std::error_code PoolCore::reject(std::error_code ec) noexcept {
 }
 
 void PoolCore::accept_locked() noexcept {
-  pending_.fetch_add(1, std::memory_order_relaxed);
+  pending_.store(pending_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   // Only written under lock_: a plain store, not a locked read-modify-write.
-  stats_.submitted.store(stats_.submitted.load(std::memory_order_relaxed) + 1,
+  submitted_.store(submitted_.load(std::memory_order_relaxed) + 1,
                          std::memory_order_relaxed);
 }
 
@@ -366,22 +368,19 @@ void PoolCore::worker_loop(PoolTask first) {
   } exit{this, &w};
   PoolTask t = std::move(first);
   for (;;) {
+    w.unaccounted = true;  // next_task (or worker_exit, if unwound) counts it as done
     run_task(t);
     if (!next_task(w, t)) return;
   }
 }
 
+// run_task: runs t and destroys it (its captures go before wait() can return). Returns when the
+// task returned or threw; a FiberUnwind (shutdown) passes through.
 void PoolCore::run_task(PoolTask& t) {
-  struct Done {
-    PoolCore* c;
+  struct Reset {
     PoolTask& t;
-    bool finished = false;
-    ~Done() {
-      t.reset();  // the task's captures go before wait() can return
-      if (finished) c->stats_.completed.fetch_add(1, std::memory_order_relaxed);
-      c->task_done();
-    }
-  } done{this, t};
+    ~Reset() { t.reset(); }
+  } reset{t};
   try {
     t();
   } catch (const FiberUnwind&) {
@@ -389,7 +388,6 @@ void PoolCore::run_task(PoolTask& t) {
   } catch (...) {
     on_panic(std::current_exception(), describe_current(), t.site());
   }
-  done.finished = true;
 }
 
 void PoolCore::on_panic(std::exception_ptr e, const std::string& what, const SourceLocation& site) {
@@ -422,18 +420,36 @@ void PoolCore::log(const std::string& line) noexcept {
   std::fwrite(out.data(), 1, out.size(), stderr);
 }
 
+// done_locked: one accepted task is over (ran, or was dropped unrun at shutdown). Counting it
+// under lock_, where the submitter counted it in, keeps the counters on the lock's cache line:
+// no atomic read-modify-write that bounces between the submitter's and the worker's cores.
+// Returns the wait() callers to notify (after unlocking) if it was the last one.
+sched::Waiter* PoolCore::done_locked(bool completed) noexcept {
+  if (completed)
+    completed_.store(completed_.load(std::memory_order_relaxed) + 1,
+                           std::memory_order_relaxed);
+  const std::int64_t left = pending_.load(std::memory_order_relaxed) - 1;
+  pending_.store(left, std::memory_order_release);  // wait()'s lock-free check acquires it
+  return left == 0 ? pop_all(drain_wl_) : nullptr;
+}
+
 void PoolCore::task_done() noexcept {
-  if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  sched::Waiter* chain;
+  sched::Waiter* drained;
   {
-    std::lock_guard<sched::SpinLock> lk(drain_lock_);
-    chain = pop_all(drain_wl_);
+    std::lock_guard<sched::SpinLock> lk(lock_);
+    drained = done_locked(false);
   }
-  notify_chain(chain);
+  notify_chain(drained);
 }
 
 bool PoolCore::next_task(Worker& w, PoolTask& t) {
   lock_.lock();
+  w.unaccounted = false;
+  if (sched::Waiter* drained = done_locked(true)) {  // rare: wait() callers to wake
+    lock_.unlock();
+    notify_chain(drained);
+    lock_.lock();
+  }
   for (;;) {
     const bool closed = closed_.load(std::memory_order_relaxed);
     if (!queue_.empty()) {
@@ -504,6 +520,10 @@ void PoolCore::worker_exit(Worker& w) noexcept {
     }
     if (!w.exit) left_service_locked(&w);  // unwound: it never left service
     leftover = std::move(w.task);          // handed over, but unwound before it ran
+    if (w.unaccounted) {                   // unwound out of its task
+      w.unaccounted = false;
+      wk.drained = done_locked(false);
+    }
     fiber_gone_locked(wk);
   }
   wk.notify();
@@ -678,20 +698,20 @@ void PoolCore::reboot() noexcept {
 
 bool PoolCore::wait_drained(std::int64_t deadline_ns) {
   if (pending_.load(std::memory_order_acquire) == 0) return true;
-  drain_lock_.lock();
-  if (pending_.load(std::memory_order_acquire) == 0) {
-    drain_lock_.unlock();
+  lock_.lock();
+  if (pending_.load(std::memory_order_relaxed) == 0) {
+    lock_.unlock();
     return true;
   }
   sched::Waiter w;
   drain_wl_.push_back(&w);
-  return sched::wait_until(w, drain_lock_, sched::WaitReason::pool, deadline_ns);
+  return sched::wait_until(w, lock_, sched::WaitReason::pool, deadline_ns);
 }
 
 PoolStats PoolCore::stats() const {
   PoolStats s;
-  s.submitted = stats_.submitted.load(std::memory_order_relaxed);
-  s.completed = stats_.completed.load(std::memory_order_relaxed);
+  s.submitted = submitted_.load(std::memory_order_relaxed);
+  s.completed = completed_.load(std::memory_order_relaxed);
   s.panics = stats_.panics.load(std::memory_order_relaxed);
   s.rejected = stats_.rejected.load(std::memory_order_relaxed);
   s.workers_started = stats_.workers_started.load(std::memory_order_relaxed);

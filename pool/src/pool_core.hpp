@@ -3,8 +3,9 @@
 // Lock: one sched::SpinLock, lock_, guards everything marked (lock): the idle workers, the
 // waiting submitters, the task queue, the purger's bookkeeping, and the gauges' writes. It is
 // never held across a switch: every wait hands it to sched::wait as the park's unlock step
-// (park first, unlock second), and every notify happens after it is released. drain_lock_ is
-// a leaf lock for wait()'s waiters only.
+// (park first, unlock second), and every notify happens after it is released. The lock shares
+// its cache line with the gauges and counters written under it, pending_ included: the
+// submitter counts a task in and its worker counts it out, both under the lock they take anyway.
 //
 // Counters: running_ counts workers in service (ants' Running): it drops as soon as a worker is
 // told, or decides, to exit. live_ counts worker fibers until they have actually left their
@@ -77,13 +78,20 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   // cancel_wait: a context watcher saw its context end: wake its submitter, if parked.
   void cancel_wait(CtxWatch& w) noexcept;
 
+ private:
+  // One cache line, written on every submit and every task: the lock and what changes under it.
+  alignas(64) mutable sched::SpinLock lock_;
+  std::atomic<std::uint64_t> submitted_{0};  // stats: written under lock_
+  std::atomic<std::uint64_t> completed_{0};  // stats: written under lock_
+
+ public:
   // Gauges, readable without the lock.
   std::atomic<int> capacity_;    // -1: unbounded; written under lock_
   std::atomic<int> running_{0};  // workers in service; written under lock_
   std::atomic<int> waiting_{0};  // submitters blocked
   std::atomic<bool> closed_{false};
   std::atomic<std::size_t> queued_{0};    // mirror of queue_.size()
-  std::atomic<std::int64_t> pending_{0};  // accepted, not finished
+  std::atomic<std::int64_t> pending_{0};  // accepted, not finished; written under lock_
 
  private:
   struct Wakeups;
@@ -93,7 +101,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   bool next_task(Worker& w, PoolTask& t);
   void run_task(PoolTask& t);
   void worker_exit(Worker& w) noexcept;
-  void task_done() noexcept;
+  sched::Waiter* done_locked(bool completed) noexcept;
+  void task_done() noexcept;  // done_locked(false) for a task dropped unrun, taking the lock
   void accept_locked() noexcept;
   void add_running_locked() noexcept;
   void left_service_locked(Worker* w) noexcept;  // w told / decided to exit
@@ -109,8 +118,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   PinnedRuntime* const pinned_;
   std::shared_ptr<const void> attachment_;
 
-  mutable sched::SpinLock lock_;
-  IdleWorkers idle_;              // (lock)
+  alignas(64) IdleWorkers idle_;              // (lock)
   sched::WaitList waiters_;       // (lock) blocked submitters
   std::deque<PoolTask> queue_;    // (lock) queued tasks (queue_capacity)
   sched::WaitList purge_wl_;      // (lock) the purger, between ticks
@@ -122,11 +130,10 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   std::uint64_t purger_gen_ = 0;  // (lock) the generation of the purger in service
   int peak_running_ = 0;          // (lock)
 
-  sched::SpinLock drain_lock_;  // guards drain_wl_
-  sched::WaitList drain_wl_;    // wait() callers
+  sched::WaitList drain_wl_;      // (lock) wait() callers
 
   struct Counters {
-    std::atomic<std::uint64_t> submitted{0}, completed{0}, panics{0}, rejected{0},
+    std::atomic<std::uint64_t> panics{0}, rejected{0},
         workers_started{0}, workers_purged{0}, workers_retired{0};
   };
   alignas(64) Counters stats_;

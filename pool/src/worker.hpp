@@ -33,6 +33,7 @@ struct Worker {
   Worker* next_stale = nullptr;     // (lock) chains workers taken out of IdleWorkers
   bool idle = false;                // (lock) in IdleWorkers
   bool exit = false;                // (lock) told to exit (purge, release, tune down)
+  bool unaccounted = false;         // its own: a task ran that is not yet counted as done
 };
 
 }  // namespace colony::detail
