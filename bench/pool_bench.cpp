@@ -14,7 +14,8 @@
 // that child's own high-water mark (wait4's ru_maxrss, i.e. VmHWM), not the benchmark
 // process's: counters wall_ms and peak_rss_MiB, and stacks_mapped_MiB, the address space the
 // runtime had reserved for fiber stacks at the end (256 KiB a fiber, carved in slabs; it never
-// shrinks, so it tells how many fibers were alive at the peak, not what they committed). They take ~0.3-3 s each; Iterations(1).
+// shrinks, so it tells how many fibers were alive at the peak, not what they committed). They
+// take ~0.3-3 s each; Iterations(1).
 // Run: build/pool/bench/colony_pool_bench [--benchmark_repetitions=3]
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
