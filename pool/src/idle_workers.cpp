@@ -21,7 +21,7 @@ void IdleWorkers::insert(Worker* w, int proc) {
       stacks_.resize(s + 1);
       take_from_.resize(s + 1);  // take()'s scratch, so that take() need not allocate
     }
-    stacks_[s].push_back(w);
+    stacks_[s].push_back({w, w->last_used});
     ++count_;
     return;
   }
@@ -39,15 +39,15 @@ Worker* IdleWorkers::detach(int proc) noexcept {
     --count_;
     return w;
   }
-  std::vector<Worker*>* from = nullptr;
+  std::vector<Entry>* from = nullptr;
   if (proc >= 0 && static_cast<std::size_t>(proc) < stacks_.size() &&
       !stacks_[static_cast<std::size_t>(proc)].empty()) {
     from = &stacks_[static_cast<std::size_t>(proc)];
   } else {
-    for (std::vector<Worker*>& st : stacks_)  // the newest on any processor
-      if (!st.empty() && (!from || st.back()->last_used > from->back()->last_used)) from = &st;
+    for (std::vector<Entry>& st : stacks_)  // the newest on any processor
+      if (!st.empty() && (!from || st.back().since > from->back().since)) from = &st;
   }
-  Worker* w = from->back();
+  Worker* w = from->back().w;
   from->pop_back();
   --count_;
   return w;
@@ -68,10 +68,10 @@ Worker* IdleWorkers::take_ring_prefix(std::size_t n) noexcept {
 }
 
 Worker* IdleWorkers::take_stack_prefix(std::size_t s, std::size_t n, Worker* chain) noexcept {
-  std::vector<Worker*>& st = stacks_[s];
+  std::vector<Entry>& st = stacks_[s];
   for (std::size_t i = n; i-- > 0;) {
-    st[i]->next_stale = chain;
-    chain = st[i];
+    st[i].w->next_stale = chain;
+    chain = st[i].w;
   }
   st.erase(st.begin(), st.begin() + static_cast<std::ptrdiff_t>(n));
   count_ -= n;
@@ -80,11 +80,11 @@ Worker* IdleWorkers::take_stack_prefix(std::size_t s, std::size_t n, Worker* cha
 
 Worker* IdleWorkers::take_stale(std::int64_t cutoff) noexcept {
   // Binary search for the first worker used after the cutoff: everything before it expired.
-  auto expired = [cutoff](auto&& at, std::size_t count) {
+  auto expired = [cutoff](auto&& since, std::size_t count) {
     std::size_t lo = 0, hi = count;
     while (lo < hi) {
       const std::size_t mid = lo + (hi - lo) / 2;
-      if (at(mid)->last_used <= cutoff)
+      if (since(mid) <= cutoff)
         lo = mid + 1;
       else
         hi = mid;
@@ -92,11 +92,13 @@ Worker* IdleWorkers::take_stale(std::int64_t cutoff) noexcept {
     return lo;
   };
   if (ring_)
-    return take_ring_prefix(expired([this](std::size_t i) { return ring_at(i); }, count_));
+    return take_ring_prefix(
+        expired([this](std::size_t i) { return ring_at(i)->last_used; }, count_));
   Worker* chain = nullptr;
   for (std::size_t s = 0; s < stacks_.size(); ++s) {
-    std::vector<Worker*>& st = stacks_[s];
-    chain = take_stack_prefix(s, expired([&st](std::size_t i) { return st[i]; }, st.size()), chain);
+    std::vector<Entry>& st = stacks_[s];
+    chain = take_stack_prefix(s, expired([&st](std::size_t i) { return st[i].since; }, st.size()),
+                              chain);
   }
   return chain;
 }
@@ -117,7 +119,7 @@ Worker* IdleWorkers::take(std::size_t n) noexcept {
     for (std::size_t s = 0; s < stacks_.size(); ++s) {
       if (from[s] == stacks_[s].size()) continue;
       if (best == stacks_.size() ||
-          stacks_[s][from[s]]->last_used < stacks_[best][from[best]]->last_used)
+          stacks_[s][from[s]].since < stacks_[best][from[best]].since)
         best = s;
     }
     ++from[best];
@@ -129,9 +131,9 @@ Worker* IdleWorkers::take(std::size_t n) noexcept {
 
 void IdleWorkers::remove(Worker* w) noexcept {
   if (!ring_) {
-    for (std::vector<Worker*>& st : stacks_) {
+    for (std::vector<Entry>& st : stacks_) {
       for (std::size_t i = 0; i < st.size(); ++i) {
-        if (st[i] != w) continue;
+        if (st[i].w != w) continue;
         st.erase(st.begin() + static_cast<std::ptrdiff_t>(i));
         --count_;
         return;

@@ -11,8 +11,11 @@
 // submitter take the newest worker of another processor.
 //
 // Invariant: in both layouts each sequence is ordered by Worker::last_used, oldest first (a
-// stack's bottom, the ring's head), because a worker's last_used is set, under the pool's lock,
-// on the coarse monotonic clock, right before it is inserted. take_stale() therefore finds the
+// stack's bottom, the ring's head), because a worker reads its last_used off the coarse
+// monotonic clock right before it locks the pool and inserts itself, with no switch in between:
+// workers joining one processor's stack do so one after another. (The ring takes them from
+// every processor; two racing workers may land a clock tick out of order there, which only
+// delays one worker's purge by a period.) take_stale() therefore finds the
 // expired prefix of each with a binary search, as ants' refresh() does.
 #pragma once
 
@@ -51,10 +54,18 @@ class IdleWorkers {
   // take_stack_prefix: the n oldest of stacks_[s], chained in front of `chain`.
   Worker* take_stack_prefix(std::size_t s, std::size_t n, Worker* chain) noexcept;
 
+  // A stack entry carries its worker's last_used: choosing among stacks, and the purger's
+  // binary search, read the entries, not the workers (each on its own fiber's stack, likely in
+  // another core's cache).
+  struct Entry {
+    Worker* w;
+    std::int64_t since;  // w->last_used
+  };
+
   bool ring_ = false;
   std::vector<Worker*> items_;                // ring only: capacity slots
   std::size_t head_ = 0;                      // ring only: the oldest
-  std::vector<std::vector<Worker*>> stacks_;  // stacks only: by processor id
+  std::vector<std::vector<Entry>> stacks_;    // stacks only: by processor id
   std::vector<std::size_t> take_from_;        // stacks only: take()'s scratch, one per stack
   std::size_t count_ = 0;
 };

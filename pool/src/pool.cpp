@@ -253,10 +253,13 @@ std::error_code PoolCore::submit(PoolTask& t, std::int64_t deadline_ns, const Co
       return reject(pool_errc::pool_closed);
     }
     if (Worker* w = idle_.detach(sched::current_proc())) {
-      w->idle = false;
-      w->task = std::move(t);
       accept_locked();
       lock_.unlock();
+      // Out of idle_, w is ours alone until we wake it: its fields (on its stack, likely in
+      // another core's cache) are written after unlocking, not while every worker coming back
+      // waits for the lock. The wake's exchange publishes them.
+      w->idle = false;
+      w->task = std::move(t);
       wake_worker(w);
       yield_to_worker();
       return {};
@@ -443,6 +446,7 @@ void PoolCore::task_done() noexcept {
 }
 
 bool PoolCore::next_task(Worker& w, PoolTask& t) {
+  const std::int64_t now = coarse_now();  // read before locking; it is for going idle
   lock_.lock();
   w.unaccounted = false;
   if (sched::Waiter* drained = done_locked(true)) {  // rare: wait() callers to wake
@@ -485,7 +489,7 @@ bool PoolCore::next_task(Worker& w, PoolTask& t) {
       continue;
     }
     // Go idle: park until a submitter hands us a task, or we are told to exit (see Worker).
-    w.last_used = coarse_now();
+    w.last_used = now;
     w.idle = true;
     w.wake.store(Worker::kAwake, std::memory_order_relaxed);
     idle_.insert(&w, sched::current_proc());

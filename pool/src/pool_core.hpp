@@ -19,8 +19,9 @@
 //  * queue_ non-empty => every worker in service is busy and running_ >= cap (or the pool is
 //    closed and draining).
 //  * A worker in idle_ is parked, or about to park (Worker::wake settles which). Whoever takes
-//    it out of idle_ sets Worker::task or Worker::exit and calls wake_worker after unlocking:
-//    exactly one party makes it runnable again. An idle worker's park does not hold lock_.
+//    it out of idle_ owns it until it calls wake_worker after unlocking: a submitter sets
+//    Worker::idle and Worker::task after unlocking, an exit sets Worker::exit under the lock.
+//    Exactly one party makes it runnable again. An idle worker's park does not hold lock_.
 //  * A submitter parked in waiters_ has Waiter::data -> its PoolTask. Whoever unlinks it sets
 //    Waiter::result: kHanded (a worker or the queue took the task), kRetry (a slot opened: try
 //    again), kClosed (released) or kCancelled (its context ended).
