@@ -229,15 +229,21 @@ PoolTask PoolCore::pop_queue_locked() noexcept {
 // local run queue. A submitter that never blocks would ready idle workers faster than they run:
 // every idle worker ends up queued and each task lands on a cold stack (an unbounded pool fed
 // empty tasks then cycles through ~10,000 workers at ~0.8 us a submit). So once kYieldBacklog
-// fibers wait in this processor's queue, the submitter yields and lets them run. It does not
-// yield on every submit (ants does that only under GOMAXPROCS=1, with an unbuffered worker
-// channel): a switch per task serialises submitter and worker on one processor and halved the
-// throughput of ants' sleep benchmark. On a plain thread: nothing. The figures behind the
-// threshold are in docs/pool.md.
+// fibers wait in this processor's queue, the submitter yields and lets them run. With more
+// than one processor it does not yield sooner: a switch per task serialises submitter and
+// worker on one processor while the others steal, and cost ants' sleep benchmark up to half its
+// throughput. With a single processor there is nobody to steal, and the longer the submitter
+// runs ahead the longer workers stay idle and the colder they are when reused: there it yields
+// as soon as one fiber waits besides runnext (ants likewise switches to the worker on every
+// submit under GOMAXPROCS=1), which took the sleep benchmark on one processor from 1.2x raw
+// fibers to par, at ~10% on empty tasks. On a plain thread: nothing. The figures behind the
+// thresholds are in docs/pool.md.
 constexpr std::uint32_t kYieldBacklog = 16;
 
 static void yield_to_worker() {
-  if (sched::current_g() && sched::local_backlog() >= kYieldBacklog) sched::yield();
+  if (!sched::current_g()) return;
+  const std::uint32_t backlog = sched::local_backlog();
+  if (backlog >= kYieldBacklog || (backlog > 0 && sched::current_nprocs() == 1)) sched::yield();
 }
 
 std::error_code PoolCore::submit(PoolTask& t, std::int64_t deadline_ns, const Context* ctx) {

@@ -1345,6 +1345,11 @@ int current_proc() noexcept {
   return (m && m->curg && m->p) ? m->p->id : -1;
 }
 
+int current_nprocs() noexcept {
+  M* m = current_m();
+  return (m && m->curg && m->sched) ? m->sched->nprocs() : 0;
+}
+
 void yield() {
   M* m = current_m();
   G* self = m ? m->curg : nullptr;

@@ -102,6 +102,8 @@ std::uint32_t local_backlog() noexcept;
 // current_proc: the index of the P the calling fiber runs on (it may move at its next switch
 // point), or -1 on a plain thread. A locality hint.
 int current_proc() noexcept;
+// current_nprocs: how many P the calling fiber's runtime has (0 on a plain thread).
+int current_nprocs() noexcept;
 
 // enter_blocking / exit_blocking: bracket a call that blocks the OS thread (colony::blocking),
 // as Go's entersyscall / exitsyscall. On a fiber, enter_blocking gives up the P (handed to
