@@ -27,6 +27,16 @@ std::int64_t coarse_now() noexcept {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+// add_locked: adds d to a counter that is only written under the pool's lock: a plain load and
+// store, not a locked read-modify-write (readers without the lock see either value).
+template <class T>
+T add_locked(std::atomic<T>& a, T d,
+             std::memory_order order = std::memory_order_relaxed) noexcept {
+  const T v = a.load(std::memory_order_relaxed) + d;
+  a.store(v, order);
+  return v;
+}
+
 // pop_all: unlinks every waiter of `l` (under its lock) into a chain through Waiter::tag, so that
 // they can be notified after the lock is released.
 sched::Waiter* pop_all(sched::WaitList& l, std::uint8_t result = 0) noexcept {
@@ -189,22 +199,19 @@ std::error_code PoolCore::reject(std::error_code ec) noexcept {
 }
 
 void PoolCore::accept_locked() noexcept {
-  pending_.store(pending_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  // Only written under lock_: a plain store, not a locked read-modify-write.
-  submitted_.store(submitted_.load(std::memory_order_relaxed) + 1,
-                         std::memory_order_relaxed);
+  add_locked<std::int64_t>(pending_, 1);
+  add_locked<std::uint64_t>(submitted_, 1);
 }
 
 void PoolCore::add_running_locked() noexcept {
-  const int n = running_.load(std::memory_order_relaxed) + 1;
-  running_.store(n, std::memory_order_relaxed);
+  const int n = add_locked(running_, 1);
   ++live_;
   peak_running_ = std::max(peak_running_, n);
 }
 
 void PoolCore::left_service_locked(Worker* w) noexcept {
   if (w) w->exit = true;
-  running_.store(running_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  add_locked(running_, -1);
 }
 
 Worker* PoolCore::tell_exit_locked(Worker* chain) noexcept {
@@ -236,7 +243,7 @@ PoolTask PoolCore::pop_queue_locked() noexcept {
 // runs ahead the longer workers stay idle and the colder they are when reused: there it yields
 // as soon as one fiber waits besides runnext (ants likewise switches to the worker on every
 // submit under GOMAXPROCS=1), which took the sleep benchmark on one processor from 1.2x raw
-// fibers to par, at ~10% on empty tasks. On a plain thread: nothing. The figures behind the
+// fibers to within a few percent, at ~10% on empty tasks. On a plain thread: nothing. The figures behind the
 // thresholds are in docs/pool.md.
 constexpr std::uint32_t kYieldBacklog = 16;
 
@@ -434,11 +441,9 @@ void PoolCore::log(const std::string& line) noexcept {
 // no atomic read-modify-write that bounces between the submitter's and the worker's cores.
 // Returns the wait() callers to notify (after unlocking) if it was the last one.
 sched::Waiter* PoolCore::done_locked(bool completed) noexcept {
-  if (completed)
-    completed_.store(completed_.load(std::memory_order_relaxed) + 1,
-                           std::memory_order_relaxed);
-  const std::int64_t left = pending_.load(std::memory_order_relaxed) - 1;
-  pending_.store(left, std::memory_order_release);  // wait()'s lock-free check acquires it
+  if (completed) add_locked<std::uint64_t>(completed_, 1);
+  // Release: wait()'s check without the lock acquires it.
+  const std::int64_t left = add_locked<std::int64_t>(pending_, -1, std::memory_order_release);
   return left == 0 ? pop_all(drain_wl_) : nullptr;
 }
 
