@@ -18,8 +18,8 @@ void IdleWorkers::insert(Worker* w, int proc) {
   if (!ring_) {
     const std::size_t s = proc < 0 ? 0 : static_cast<std::size_t>(proc);
     if (s >= stacks_.size()) {
+      take_from_.resize(s + 1);  // take()'s scratch (first: never shorter than stacks_)
       stacks_.resize(s + 1);
-      take_from_.resize(s + 1);  // take()'s scratch, so that take() need not allocate
     }
     stacks_[s].push_back({w, w->last_used});
     ++count_;

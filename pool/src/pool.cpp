@@ -243,8 +243,8 @@ PoolTask PoolCore::pop_queue_locked() noexcept {
 // runs ahead the longer workers stay idle and the colder they are when reused: there it yields
 // as soon as one fiber waits besides runnext (ants likewise switches to the worker on every
 // submit under GOMAXPROCS=1), which took the sleep benchmark on one processor from 1.2x raw
-// fibers to within a few percent, at ~10% on empty tasks. On a plain thread: nothing. The figures behind the
-// thresholds are in docs/pool.md.
+// fibers to within a few percent, at ~10% on empty tasks. On a plain thread: nothing. The
+// figures behind the thresholds are in docs/pool.md.
 constexpr std::uint32_t kYieldBacklog = 16;
 
 static void yield_to_worker() {
