@@ -235,22 +235,34 @@ PoolTask PoolCore::pop_queue_locked() noexcept {
 // next in line on the fiber's processor (runnext), pushing any worker handed earlier into the
 // local run queue. A submitter that never blocks would ready idle workers faster than they run:
 // every idle worker ends up queued and each task lands on a cold stack (an unbounded pool fed
-// empty tasks then cycles through ~10,000 workers at ~0.8 us a submit). So once kYieldBacklog
-// fibers wait in this processor's queue, the submitter yields and lets them run. With more
-// than one processor it does not yield sooner: a switch per task serialises submitter and
-// worker on one processor while the others steal, and cost ants' sleep benchmark up to half its
-// throughput. With a single processor there is nobody to steal, and the longer the submitter
-// runs ahead the longer workers stay idle and the colder they are when reused: there it yields
-// as soon as one fiber waits besides runnext (ants likewise switches to the worker on every
-// submit under GOMAXPROCS=1), which took the sleep benchmark on one processor from 1.2x raw
-// fibers to within a few percent, at ~10% on empty tasks. On a plain thread: nothing. The
-// figures behind the thresholds are in docs/pool.md.
+// empty tasks then cycles through ~10,000 workers at ~0.8 us a submit). So once a backlog of
+// fibers waits in this processor's queue, the submitter yields and lets them run. How much:
+//  * kYieldBacklog (16) while few workers are idle: they are the ones that ran moments ago and
+//    are still in cache; letting them run and come back promptly keeps reusing that small set.
+//  * kYieldBacklogCold (64) once kColdIdle (1024) or more are idle (idle_left: what the
+//    submit left behind): tasks then come back faster than this submitter hands them out, the
+//    worker it takes has been idle for milliseconds and is cold wherever it runs, and a yield
+//    only takes the processor away from the bottleneck while the other processors steal the
+//    backlog. In ants' sleep benchmark (thousands idle at every take) this took the pool from
+//    ~1.05x raw fibers to ~0.9x on two processors; empty tasks (few idle) are unaffected.
+//  * Never sooner with more than one processor: a switch per task serialises submitter and
+//    worker on one processor while the others steal, and cost the sleep benchmark up to half
+//    its throughput.
+// With a single processor there is nobody to steal, and the longer the submitter runs ahead
+// the longer workers stay idle and the colder they are when reused: there it yields as soon as
+// one fiber waits besides runnext (ants likewise switches to the worker on every submit under
+// GOMAXPROCS=1), which took the sleep benchmark on one processor from 1.2x raw fibers to within
+// a few percent, at ~10% on empty tasks. On a plain thread: nothing. The figures behind the
+// thresholds are in docs/pool.md.
 constexpr std::uint32_t kYieldBacklog = 16;
+constexpr std::uint32_t kYieldBacklogCold = 64;
+constexpr std::size_t kColdIdle = 1024;
 
-static void yield_to_worker() {
+static void yield_to_worker(std::size_t idle_left) {
   if (!sched::current_g()) return;
   const std::uint32_t backlog = sched::local_backlog();
-  if (backlog >= kYieldBacklog || (backlog > 0 && sched::current_nprocs() == 1)) sched::yield();
+  const std::uint32_t limit = idle_left >= kColdIdle ? kYieldBacklogCold : kYieldBacklog;
+  if (backlog >= limit || (backlog > 0 && sched::current_nprocs() == 1)) sched::yield();
 }
 
 std::error_code PoolCore::submit(PoolTask& t, std::int64_t deadline_ns, const Context* ctx) {
@@ -266,6 +278,7 @@ std::error_code PoolCore::submit(PoolTask& t, std::int64_t deadline_ns, const Co
       return reject(pool_errc::pool_closed);
     }
     if (Worker* w = idle_.detach(sched::current_proc())) {
+      const std::size_t idle_left = idle_.size();
       accept_locked();
       lock_.unlock();
       // Out of idle_, w is ours alone until we wake it: its fields (on its stack, likely in
@@ -274,7 +287,7 @@ std::error_code PoolCore::submit(PoolTask& t, std::int64_t deadline_ns, const Co
       w->idle = false;
       w->task = std::move(t);
       wake_worker(w);
-      yield_to_worker();
+      yield_to_worker(idle_left);
       return {};
     }
     const int cap = capacity_.load(std::memory_order_relaxed);
@@ -283,7 +296,7 @@ std::error_code PoolCore::submit(PoolTask& t, std::int64_t deadline_ns, const Co
       accept_locked();
       lock_.unlock();
       spawn_worker(std::move(t));
-      yield_to_worker();  // the new worker is next in line too (start_fiber's runnext)
+      yield_to_worker(0);  // the new worker is next in line too (start_fiber's runnext)
       return {};
     }
     if (queue_.size() < opts_.queue_capacity) {
