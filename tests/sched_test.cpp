@@ -408,6 +408,48 @@ TEST_P(Sched, ShutdownUnwindsParkedFibers) {
   EXPECT_EQ(destroyed.load(), 80);
 }
 
+// A plain thread readies fibers (channel sends to parked receivers) while the runtime shuts
+// down and unwinds those very fibers: exactly one of the two resumes each fiber, nothing aborts
+// ("fiber status is running, expected waiting"), and every fiber is unwound or received.
+TEST(SchedShutdown, PlainThreadReadiesFibersWhileShutdownUnwindsThem) {
+  const int rounds = static_cast<int>(40 * colony::testing::stress_scale());
+  for (int round = 0; round < rounds; ++round) {
+    constexpr int kFibers = 64;
+    std::vector<colony::Chan<int>> chans;
+    for (int i = 0; i < kFibers; ++i) chans.emplace_back(1);
+    std::atomic<int> parked{0}, ended{0};
+    std::atomic<bool> start{false};
+    std::thread sender([&] {
+      while (!start.load()) std::this_thread::yield();
+      // Spread the sends over the shutdown (some ms: its threads stop, then it unwinds).
+      const auto gap = std::chrono::microseconds(round % 8 * 10);
+      for (auto& c : chans) {
+        EXPECT_EQ(c.try_send(1), colony::ChanStatus::success);
+        const auto until = std::chrono::steady_clock::now() + gap;
+        while (std::chrono::steady_clock::now() < until) {
+        }
+      }
+    });
+    colony::run(
+        [&] {
+          for (int i = 0; i < kFibers; ++i)
+            colony::go([&, i] {
+              struct End {
+                std::atomic<int>& n;
+                ~End() { ++n; }
+              } end{ended};
+              ++parked;
+              (void)chans[static_cast<std::size_t>(i)].recv();
+            });
+          while (parked.load() < kFibers) colony::this_fiber::yield();
+          start = true;  // the sends race run()'s return and the unwinding of the receivers
+        },
+        {.max_procs = 1 + round % 2, .detect_deadlocks = false});
+    sender.join();
+    EXPECT_EQ(ended.load(), kFibers) << "round " << round;
+  }
+}
+
 TEST(SchedConfig, BadConfigurationIsRejected) {
   EXPECT_THROW(colony::run([] {}, {.max_procs = -1}), std::invalid_argument);
   EXPECT_THROW(colony::run([] {}, {.max_procs = 100000}), std::invalid_argument);

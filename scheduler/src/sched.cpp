@@ -83,6 +83,14 @@ std::uint64_t xorshift(std::uint64_t& s) noexcept {
   std::abort();
 }
 
+// ready_status: a parked fiber is being made runnable: waiting -> runnable, atomically, so
+// that of two parties racing to do it exactly one wins (false: the other did). Only shutdown's
+// unwinding may race a waker (unwind_all); everyone else must be alone, which ready_g checks.
+inline bool ready_status(G* g) noexcept {
+  GStatus expected = GStatus::waiting;
+  return g->status.compare_exchange_strong(expected, GStatus::runnable, std::memory_order_acq_rel);
+}
+
 inline void set_status(G* g, GStatus from, GStatus to) noexcept {
   GStatus cur = g->status.load(std::memory_order_relaxed);
   if (__builtin_expect(cur != from, 0)) {
@@ -701,7 +709,7 @@ top:
                                                    void* arg) {
   P* p = m->p;
   StackPool::check(self, __builtin_frame_address(0));
-  const bool stop = stopping_.load(std::memory_order_relaxed) && !unwinding_;
+  const bool stop = stopping_.load(std::memory_order_relaxed) && !is_unwinding();
   // A parking fiber still holds whatever its unlock function releases (a wait list's lock, say)
   // until the next fiber has arrived: a timer run now could need that very lock (a wait's
   // time-out does). Its timers run in finish_switch instead, after the unlock.
@@ -787,7 +795,7 @@ void Scheduler::fiber_main(ctx::transfer_t t) {
   Scheduler* s = self->sched;
   s->finish_switch(m, self, t);
   self->started = true;
-  if (!s->unwinding_) {
+  if (!s->is_unwinding()) {
     try {
       self->entry.invoke(self->fn);
     } catch (const FiberUnwind&) {
@@ -855,7 +863,7 @@ void Scheduler::gf_flush(P* p) noexcept {
 
 G* Scheduler::new_g(const SpawnOptions& opts, std::size_t fn_size, std::size_t fn_align,
                     void** storage, const colony::SourceLocation& site) {
-  if (stopping_.load(std::memory_order_acquire) && !unwinding_)
+  if (stopping_.load(std::memory_order_acquire) && !is_unwinding())
     throw std::runtime_error("colony: cannot start a fiber: the runtime has shut down");
   if (opts.stack_size != 0 && (opts.stack_size < 16 * 1024 || opts.stack_size > (std::size_t{1} << 30)))
     throw std::invalid_argument("colony: SpawnOptions::stack_size must be 0 (default) or between "
@@ -929,7 +937,7 @@ void Scheduler::start_g(G* g, FiberEntry entry) noexcept {
   set_status(g, GStatus::idle, GStatus::runnable);
   M* m = current_m();
   P* p = (m && m->sched == this) ? m->p : nullptr;
-  if (p && !unwinding_) {
+  if (p && !is_unwinding()) {
     p->spawns.inc();
     p->live.store(p->live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     const bool overflowed = runq_put(p, g, true);
@@ -961,19 +969,32 @@ void Scheduler::start_g(G* g, FiberEntry entry) noexcept {
   outside_calls_.fetch_sub(1, std::memory_order_release);
 }
 
+// lost_ready: ready_g found g not waiting. While shutdown unwinds, the unwinder may have
+// resumed g first (it takes parked fibers from the registry, not from their wait lists, so a
+// plain thread can still be notifying one of them): g is being unwound, nothing to do. At any
+// other time it is a double ready, a bug.
+void Scheduler::lost_ready(G* g) noexcept {
+  if (is_unwinding()) return;
+  set_status(g, GStatus::waiting, GStatus::runnable);  // reports the status found, and aborts
+}
+
 void Scheduler::ready_g(G* g, bool next) noexcept {
   M* m = current_m();
   if (m && m->sched == this && m->p) {
-    set_status(g, GStatus::waiting, GStatus::runnable);
+    if (!ready_status(g)) return lost_ready(g);
     runq_put(m->p, g, next);
-    if (!unwinding_) wakep();
+    if (!is_unwinding()) wakep();
     return;
   }
   // From outside (a plain thread, or another runtime's fiber): once g is queued it may run,
   // finish the program and have this runtime destroyed while we are still in wakep(). The
-  // destructor waits for outside_calls_ to drop to zero.
+  // destructor waits for outside_calls_ to drop to zero, and so does unwind_all before it
+  // decides that nothing is left to run.
   outside_calls_.fetch_add(1, std::memory_order_acq_rel);
-  set_status(g, GStatus::waiting, GStatus::runnable);
+  if (!ready_status(g)) {
+    outside_calls_.fetch_sub(1, std::memory_order_release);
+    return lost_ready(g);
+  }
   {
     std::lock_guard<std::mutex> lk(lock_);
     glob_put(&g, 1);
@@ -1118,7 +1139,7 @@ void Scheduler::unwind_all() {
     }
   }
   acquirep(&tm, p0);
-  unwinding_ = true;
+  unwinding_.store(true);
   // Everything runnable is in some queue: drain them all.
   std::vector<G*> pending;
   for (auto& p : allp_) {
@@ -1129,28 +1150,44 @@ void Scheduler::unwind_all() {
     std::lock_guard<std::mutex> lk(lock_);
     while (G* g = glob_pop()) pending.push_back(g);
   }
-  // Fibers readied while others unwind land in P0's queue: run them between every two.
-  auto drain_p0 = [&] {
-    while (G* g2 = runq_get(p0)) execute(&tm, g2);
+  // Fibers readied while others unwind land in P0's queue (readied by an unwinding fiber) or
+  // in the global queue (by a plain thread): run them between every two. True if it ran any.
+  auto drain = [&] {
+    bool ran = false;
+    for (;;) {
+      G* g2 = runq_get(p0);
+      if (!g2) {
+        std::lock_guard<std::mutex> lk(lock_);
+        g2 = glob_pop();
+      }
+      if (!g2) return ran;
+      execute(&tm, g2);
+      ran = true;
+    }
   };
   for (G* g : pending) {
     if (g->status.load() == GStatus::runnable) execute(&tm, g);
-    drain_p0();
+    drain();
   }
   for (;;) {
     // Parked fibers are in no queue: find them in the registry. Each is made runnable only at
     // the moment it is resumed, so a fiber woken by another's unwinding is readied normally.
+    // A plain thread may be readying one of them right now: whoever moves it from waiting to
+    // runnable first resumes it (ready_status); the other leaves it alone.
     pending.clear();
     for_each_g([&](G* g) {
       if (g->status.load() == GStatus::waiting) pending.push_back(g);
     });
-    if (pending.empty()) break;
+    if (pending.empty()) {
+      // None parked. One a plain thread took over may still be on its way to the global queue:
+      // outside_calls_ counts such readies from before they take it until it is queued.
+      while (outside_calls_.load() != 0) std::this_thread::yield();
+      if (!drain()) break;
+      continue;
+    }
     for (G* g : pending) {
-      if (g->status.load() == GStatus::waiting) {
-        set_status(g, GStatus::waiting, GStatus::runnable);
-        execute(&tm, g);
-      }
-      drain_p0();
+      if (ready_status(g)) execute(&tm, g);
+      drain();
     }
   }
   // Timers left in heaps belong to dead fibers' primitives that cleaned up, or to objects

@@ -240,7 +240,9 @@ class Scheduler {
   std::atomic<std::int64_t> timer_m_until_{INT64_MAX};
   std::atomic<std::int64_t> next_trim_{INT64_MAX};
   std::atomic<bool> stopping_{false};
-  bool unwinding_ = false;             // shutdown is unwinding parked fibers
+  // Shutdown is unwinding parked fibers. Written once by the shutdown thread; read there and by
+  // plain threads that ready a fiber meanwhile (ready_g).
+  std::atomic<bool> unwinding_{false};
   bool shut_down_ = false;             // (shutdown_mu_)
   std::mutex shutdown_mu_;
   std::atomic<std::int64_t> outside_live_{0};  // fibers started from plain threads
@@ -273,7 +275,8 @@ class Scheduler {
 
   // Operations on fibers, used by the unlocked free functions in fiber.hpp.
  public:
-  bool is_unwinding() const noexcept { return unwinding_; }
+  void lost_ready(G* g) noexcept;
+  bool is_unwinding() const noexcept { return unwinding_.load(std::memory_order_relaxed); }
 };
 
 void deadlock_epoch_bump() noexcept;  // deadlock.cpp: a P left an idle list
