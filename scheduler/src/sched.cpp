@@ -85,7 +85,7 @@ std::uint64_t xorshift(std::uint64_t& s) noexcept {
 
 // ready_status: a parked fiber is being made runnable: waiting -> runnable, atomically, so
 // that of two parties racing to do it exactly one wins (false: the other did). Only shutdown's
-// unwinding may race a waker (unwind_all); everyone else must be alone, which ready_g checks.
+// unwinding may race a waker from outside the runtime (unwind_all, ready_g).
 inline bool ready_status(G* g) noexcept {
   GStatus expected = GStatus::waiting;
   return g->status.compare_exchange_strong(expected, GStatus::runnable, std::memory_order_acq_rel);
@@ -981,7 +981,9 @@ void Scheduler::lost_ready(G* g) noexcept {
 void Scheduler::ready_g(G* g, bool next) noexcept {
   M* m = current_m();
   if (m && m->sched == this && m->p) {
-    if (!ready_status(g)) return lost_ready(g);
+    // No CAS here: while shutdown unwinds, fibers run only on the unwinding thread, so a fiber
+    // readying another cannot race the unwinder (see unwind_all).
+    set_status(g, GStatus::waiting, GStatus::runnable);
     runq_put(m->p, g, next);
     if (!is_unwinding()) wakep();
     return;
