@@ -68,15 +68,24 @@ TEST_P(Sched, WorkIsStolen) {
       volatile std::uint64_t x = 0;
       for (int k = 0; k < iters; ++k) x = x + static_cast<std::uint64_t>(k);
     };
+    // On a loaded machine the OS may not run the other processor's thread at all while the
+    // tasks take (under a sanitizer and three parallel test jobs, 0.4 s was not enough once):
+    // a task that sees no sign of the other processor yet keeps its own busy (it does not
+    // park, so its run queue stays full for a thief), until 10 s into the phase at most.
+    auto busy_until = [&](const auto& seen, std::chrono::steady_clock::time_point until) {
+      while (!seen() && std::chrono::steady_clock::now() < until) burn(10000);
+    };
     // Phase 1: 200 tasks fit in the spawning P's ring (256): others can only steal them.
     {
       std::mutex mu;
       std::set<std::thread::id> threads;
       Latch done(200);
-      auto before = colony::stats().total.stolen;
+      const auto before = colony::stats().total.stolen;
+      const auto until = std::chrono::steady_clock::now() + 10s;
       for (int i = 0; i < 200; ++i)
         colony::go([&] {
           burn(200000);
+          busy_until([&] { return colony::stats().total.stolen > before; }, until);
           {
             std::lock_guard<std::mutex> lk(mu);
             threads.insert(std::this_thread::get_id());
@@ -96,6 +105,11 @@ TEST_P(Sched, WorkIsStolen) {
       std::mutex mu;
       std::set<std::thread::id> threads;
       Latch done(10000);
+      auto two_threads = [&] {
+        std::lock_guard<std::mutex> lk(mu);
+        return threads.size() >= 2;
+      };
+      const auto until = std::chrono::steady_clock::now() + 10s;
       for (int i = 0; i < 10000; ++i)
         colony::go([&] {
           burn(20000);
@@ -103,6 +117,7 @@ TEST_P(Sched, WorkIsStolen) {
             std::lock_guard<std::mutex> lk(mu);
             threads.insert(std::this_thread::get_id());
           }
+          busy_until(two_threads, until);
           done.count_down();
         });
       done.wait();
