@@ -64,6 +64,33 @@ TEST_P(Ctx, DeadlinesFireAndAreInherited) {
   });
 }
 
+// Whoever sees a context's done closed finds every descendant cancelled too: the errors of a
+// subtree are set before any of its done channels closes (the deadline test above once saw a
+// child's err() still empty right after its parent's done fired, under ASan and load).
+TEST_P(Ctx, DescendantsAreCancelledWhenDoneIsSeen) {
+  run_fibers([&] {
+    const int rounds = static_cast<int>(300 * colony::testing::stress_scale());
+    for (int round = 0; round < rounds; ++round) {
+      auto [parent, cancel] = colony::with_cancel(colony::background());
+      auto [child, c1] = colony::with_cancel(parent);
+      auto [grandchild, c2] = colony::with_timeout(child, 1h);
+      std::vector<colony::Context> leaves;
+      std::vector<std::function<void()>> leaf_cancels;
+      for (int i = 0; i < 8; ++i) {
+        auto [leaf, c] = colony::with_cancel(grandchild);
+        leaves.push_back(leaf);
+        leaf_cancels.push_back(c);
+      }
+      std::thread t([&, cancel = cancel] { cancel(); });
+      (void)parent.done().recv();
+      EXPECT_EQ(child.err(), context_errc::canceled) << "round " << round;
+      EXPECT_EQ(grandchild.err(), context_errc::canceled) << "round " << round;
+      for (auto& leaf : leaves) EXPECT_EQ(leaf.err(), context_errc::canceled) << "round " << round;
+      t.join();
+    }
+  });
+}
+
 TEST_P(Ctx, PlainThreadsWaitOnDone) {
   run_fibers([&] {
     auto [ctx, cancel] = colony::with_cancel(colony::background());

@@ -64,23 +64,46 @@ struct ContextState {
     if (timer_armed) sched::del_timer(&timer);
   }
 
-  // cancel: idempotent. Closes done, cancels the children, leaves the parent's list.
+  // cancel: idempotent. Cancels this context and its descendants, and leaves the parent's list.
+  // Every error in the subtree is set before any done channel closes, so whoever sees a done
+  // (this one's or a descendant's) closed finds err() set on every context below it too. Then
+  // the done channels close, parents first, and the after_func registrations run.
   void cancel(std::error_code e, bool detach_from_parent) {
-    std::vector<std::weak_ptr<ContextState>> kids;
+    std::vector<Marked> subtree;
+    if (!mark(e, nullptr, subtree)) return;
+    for (Marked& m : subtree) m.c->done.close();
+    for (Marked& m : subtree)
+      for (auto& f : m.funcs) f->run();
+    if (detach_from_parent && parent) parent->forget(this);
+  }
+
+  // Marked: a context whose err cancel() has set, with what remains to be done for it.
+  struct Marked {
+    ContextState* c;
+    std::shared_ptr<ContextState> keep;  // a descendant: alive until cancel() is done with it
     std::list<std::shared_ptr<AfterFunc>> funcs;
+  };
+
+  // mark: sets err (false if it was set already: someone else cancels this subtree), takes
+  // the children and the after_func registrations, and marks the children likewise.
+  bool mark(std::error_code e, std::shared_ptr<ContextState> keep, std::vector<Marked>& out) {
+    std::vector<std::weak_ptr<ContextState>> kids;
+    Marked m{this, std::move(keep), {}};
     {
       std::lock_guard<sched::SpinLock> lk(lock);
-      if (err) return;
+      if (err) return false;
       err = e;
       kids.swap(children);
-      funcs.swap(after);
-      for (auto& f : funcs) f->linked = false;
+      m.funcs.swap(after);
+      for (auto& f : m.funcs) f->linked = false;
     }
-    done.close();
-    for (auto& f : funcs) f->run();
+    out.push_back(std::move(m));
     for (auto& w : kids)
-      if (auto k = w.lock()) k->cancel(e, false);
-    if (detach_from_parent && parent) parent->forget(this);
+      if (auto k = w.lock()) {
+        ContextState* kp = k.get();
+        kp->mark(e, std::move(k), out);
+      }
+    return true;
   }
 
   void forget(ContextState* child) {
