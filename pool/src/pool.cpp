@@ -243,8 +243,9 @@ PoolTask PoolCore::pop_queue_locked() noexcept {
 //    submit left behind): tasks then come back faster than this submitter hands them out, the
 //    worker it takes has been idle for milliseconds and is cold wherever it runs, and a yield
 //    only takes the processor away from the bottleneck while the other processors steal the
-//    backlog. In ants' sleep benchmark (thousands idle at every take) this took the pool from
-//    ~1.05x raw fibers to ~0.9x on two processors; empty tasks (few idle) are unaffected.
+//    backlog. In ants' sleep benchmark (thousands idle at 85-90% of the takes) this took the
+//    pool from ~1.05x raw fibers to 0.90-0.97x on two processors; empty tasks (few idle) are
+//    unaffected.
 //  * Never sooner with more than one processor: a switch per task serialises submitter and
 //    worker on one processor while the others steal, and cost the sleep benchmark up to half
 //    its throughput.
