@@ -23,13 +23,9 @@ using colony::testing::ProcsTest;
 
 namespace {
 
-const std::vector<int>& pool_procs() {
-  static const std::vector<int> v{1, 2, 4};
-  return v;
-}
-
 class PoolStress : public ProcsTest {};
-INSTANTIATE_TEST_SUITE_P(Procs, PoolStress, ::testing::ValuesIn(pool_procs()),
+INSTANTIATE_TEST_SUITE_P(Procs, PoolStress,
+                         ::testing::ValuesIn(colony::testing::pool_proc_counts()),
                          colony::testing::procs_name);
 
 struct Variant {

@@ -30,13 +30,8 @@ using colony::testing::ProcsTest;
 
 namespace {
 
-const std::vector<int>& pool_procs() {
-  static const std::vector<int> v{1, 2, 4};
-  return v;
-}
-
 class PoolTest : public ProcsTest {};
-INSTANTIATE_TEST_SUITE_P(Procs, PoolTest, ::testing::ValuesIn(pool_procs()),
+INSTANTIATE_TEST_SUITE_P(Procs, PoolTest, ::testing::ValuesIn(colony::testing::pool_proc_counts()),
                          colony::testing::procs_name);
 
 constexpr int kShrink = colony::testing::kSanitized ? 10 : 1;
