@@ -1,8 +1,12 @@
 // Channel timers: after, Timer, Ticker.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <numeric>
+#include <random>
 #include <thread>
+#include <vector>
 
 #include "test_util.hpp"
 
@@ -30,7 +34,8 @@ TEST_P(Time, AfterFiresOnceAfterTheDuration) {
     // As a select timeout.
     colony::Chan<int> never;
     bool timed_out = false;
-    colony::select(colony::on_recv(never), colony::on_recv(colony::after(2ms), [&](auto) { timed_out = true; }));
+    colony::select(colony::on_recv(never),
+                   colony::on_recv(colony::after(2ms), [&](auto) { timed_out = true; }));
     EXPECT_TRUE(timed_out);
   });
 }
@@ -76,6 +81,67 @@ TEST_P(Time, PlainThreadsWaitOnTimersToo) {
     ok.wait();
     th.join();
     EXPECT_TRUE(ok.take());
+  });
+}
+
+// Thousands of timers in the heaps at once, half of them stopped and a third re-armed (stop,
+// then reset), from anywhere in a heap and in random order: exactly the live ones fire, each
+// once and none before its deadline; the stopped ones never do.
+TEST_P(Time, ManyTimersStoppedOrResetAtRandomFireExactlyTheRest) {
+  run_fibers([&] {
+    constexpr int kTimers = colony::testing::kSanitized ? 600 : 5000;
+    std::mt19937 rng(977u + static_cast<unsigned>(GetParam()));
+    std::vector<colony::Timer> timers;
+    std::vector<TimePoint> earliest(kTimers);
+    std::vector<char> live(kTimers, 1);  // 0: stopped
+    TimePoint last{};                    // past every deadline ever set
+    timers.reserve(kTimers);
+    for (int i = 0; i < kTimers; ++i) {
+      const auto d = std::chrono::microseconds(2000 + rng() % 40000);
+      earliest[i] = std::chrono::steady_clock::now() + d;
+      timers.emplace_back(d);
+      last = std::max(last, earliest[i] + 1ms);
+    }
+    std::vector<int> order(kTimers);
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), rng);
+    for (int i : order) {
+      switch (rng() % 6) {
+        case 0:
+        case 1:
+        case 2:
+          if (timers[i].stop()) live[i] = 0;  // false: it fired already, and stays live
+          break;
+        case 3:
+        case 4: {
+          const auto d = std::chrono::microseconds(1000 + rng() % 20000);
+          const TimePoint before = std::chrono::steady_clock::now();
+          if (timers[i].stop()) {  // still pending (else it fired: live, once)
+            EXPECT_FALSE(timers[i].reset(d));
+            earliest[i] = before + d;
+          }
+          last = std::max(last, before + d);
+          break;
+        }
+        default:
+          break;
+      }
+    }
+    int fired = 0;
+    for (int i = 0; i < kTimers; ++i) {
+      if (!live[i]) continue;
+      TimePoint at;
+      ASSERT_EQ(timers[i].chan().recv_for(at, 10s), ChanStatus::success) << "timer " << i;
+      EXPECT_GE(at, earliest[i]) << "timer " << i << " fired early";
+      ++fired;
+    }
+    colony::this_fiber::sleep_for(last - std::chrono::steady_clock::now() + 5ms);
+    for (int i = 0; i < kTimers; ++i) {
+      TimePoint at;
+      EXPECT_EQ(timers[i].chan().try_recv(at), ChanStatus::empty)
+          << "timer " << i << (live[i] ? " fired once too often" : " fired after stop()");
+    }
+    EXPECT_GT(fired, kTimers / 3);
   });
 }
 

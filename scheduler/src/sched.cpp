@@ -1197,12 +1197,17 @@ void Scheduler::unwind_all() {
   std::vector<Timer*> self_owned;
   for (auto& p : allp_) {
     std::lock_guard<SpinLock> lk(p->timer_lock);
-    for (auto [when, t] : p->timers) {
+    for (const P::TimerEntry& e : p->timers) {
+      Timer* t = p->timer_of[e.slot];
       t->heap.store(nullptr);
+      t->slot = -1;
       t->state.store(0);
       if (t->release) self_owned.push_back(t);
     }
     p->timers.clear();
+    p->timer_pos.clear();
+    p->timer_of.clear();
+    p->timer_free = -1;
     p->timer0_when.store(INT64_MAX);
   }
   for (Timer* t : self_owned) t->release(t);

@@ -58,12 +58,18 @@ struct alignas(64) P {
   // (INT64_MAX when empty) for lock-free peeking by other Ps.
   SpinLock timer_lock;
   // The timer heap (timer.cpp) keeps each timer's `when` next to it, so that sifting reads one
-  // contiguous array instead of a Timer on some fiber's stack per comparison.
+  // contiguous array instead of a Timer on some fiber's stack per comparison. An entry names
+  // its timer by a slot of this P's slot table, which holds the timer and its heap position:
+  // sifting then writes positions into that small, warm table, not into each moved Timer (cold,
+  // on a sleeping fiber's stack: those writes were most of the cost of firing a timer).
   struct TimerEntry {
     std::int64_t when;
-    Timer* t;
+    std::uint32_t slot;
   };
   std::vector<TimerEntry> timers;
+  std::vector<std::int32_t> timer_pos;  // slot -> position in `timers`; free: -2 - next free
+  std::vector<Timer*> timer_of;         // slot -> timer
+  std::int32_t timer_free = -1;         // the last freed slot (reused first: warm), or -1
   std::atomic<std::int64_t> timer0_when{INT64_MAX};
   // Statistics (owner-written).
   Counter switches, parks, yields, steals, stolen, spawns, global_gets, timers_fired;

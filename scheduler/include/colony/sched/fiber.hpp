@@ -134,7 +134,7 @@ struct Timer {
   void (*release)(Timer*) = nullptr;
   // Owned by the scheduler (see timer.cpp):
   std::atomic<void*> heap{nullptr};     // the P whose heap holds it
-  std::int32_t index = -1;              // position in that heap (heap's lock)
+  std::int32_t slot = -1;               // its slot in that P's timer table (heap's lock)
   std::atomic<std::uint8_t> state{0};   // idle, pending, running, done
   std::atomic<std::uint8_t> firing{0};  // fn is executing (also after fn re-added the timer)
 };
