@@ -1428,6 +1428,23 @@ void park(UnlockFn unlock, void* arg, WaitReason reason) {
 
 void ready(G* g) noexcept { g->sched->ready_g(g, true); }
 
+namespace {
+
+// park_until: parks the calling fiber, self, until deadline_ns (in the future).
+void park_until(G* self, std::int64_t deadline_ns) {
+  Timer t;
+  t.when = deadline_ns;
+  t.arg = self;
+  t.fn = [](Timer* tm) { ready(static_cast<G*>(tm->arg)); };
+  struct Guard {
+    Timer* t;
+    ~Guard() { del_timer(t); }
+  } guard{&t};
+  park([](G*, void* a) { add_timer(static_cast<Timer*>(a)); return true; }, &t, WaitReason::sleep);
+}
+
+}  // namespace
+
 void sleep_until_ns(std::int64_t deadline_ns) {
   G* self = current_g();
   if (!self) {
@@ -1439,15 +1456,21 @@ void sleep_until_ns(std::int64_t deadline_ns) {
     yield();
     return;
   }
-  Timer t;
-  t.when = deadline_ns;
-  t.arg = self;
-  t.fn = [](Timer* tm) { ready(static_cast<G*>(tm->arg)); };
-  struct Guard {
-    Timer* t;
-    ~Guard() { del_timer(t); }
-  } guard{&t};
-  park([](G*, void* a) { add_timer(static_cast<Timer*>(a)); return true; }, &t, WaitReason::sleep);
+  park_until(self, deadline_ns);
+}
+
+void sleep_for_ns(std::int64_t ns) {
+  G* self = current_g();
+  if (!self) {
+    if (ns > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
+    return;
+  }
+  if (ns <= 0) {
+    yield();
+    return;
+  }
+  const std::int64_t now = nanotime();
+  park_until(self, ns > INT64_MAX - now ? INT64_MAX : now + ns);  // saturates: "forever"
 }
 
 void add_timer(Timer* t) { current_or_default().add_timer(t); }

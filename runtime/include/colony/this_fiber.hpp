@@ -25,8 +25,12 @@ void sleep_for(std::chrono::duration<Rep, Period> d) {
     sched::yield();
     return;
   }
-  sched::sleep_until_ns(sched::nanotime() +
-                        std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+  using std::chrono::nanoseconds;
+  // Beyond ~292 years (nanoseconds::max()) the cast would overflow: sleep "forever" instead.
+  if (d >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(nanoseconds::max()))
+    sched::sleep_for_ns(nanoseconds::max().count());
+  else
+    sched::sleep_for_ns(std::chrono::duration_cast<nanoseconds>(d).count());
 }
 
 // id: the calling fiber's id (unique within its runtime, never 0); 0 on a plain thread.

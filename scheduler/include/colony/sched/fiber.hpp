@@ -118,8 +118,10 @@ using UnlockFn = bool (*)(G* g, void* arg);
 void park(UnlockFn unlock, void* arg, WaitReason reason);
 // ready: make a parked fiber runnable (next to run on the caller's P when called from a fiber).
 void ready(G* g) noexcept;
-// sleep_until: park the calling fiber until the monotonic time `deadline_ns`.
+// sleep_until: park the calling fiber until the monotonic time `deadline_ns` (a plain thread
+// sleeps). sleep_for_ns: for `ns` nanoseconds from now (one clock read instead of two).
 void sleep_until_ns(std::int64_t deadline_ns);
+void sleep_for_ns(std::int64_t ns);
 
 // Timers: a Timer lives where its owner puts it (often on a fiber's stack). fn runs on some M
 // when the timer expires, never under a scheduler lock, and must not block. del_timer returns
