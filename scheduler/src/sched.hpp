@@ -211,6 +211,7 @@ class Scheduler {
   bool idle_locked() const noexcept;                          // lock_ held
 
   // Timers.
+  static bool timers_may_be_due(const P* p) noexcept;          // cheap pre-check of run_timers
   std::int64_t run_timers(P* p, std::int64_t now) noexcept;   // returns now (or 0 if no timers)
   std::int64_t earliest_timer() const noexcept;
   void timers_changed(std::int64_t when) noexcept;
