@@ -1020,8 +1020,9 @@ void Scheduler::ready_g(G* g, bool next) noexcept {
   // decides that nothing is left to run.
   outside_calls_.fetch_add(1, std::memory_order_acq_rel);
   if (!ready_status(g)) {
+    lost_ready(g);  // still counted: it reads this scheduler, which must not be gone yet
     outside_calls_.fetch_sub(1, std::memory_order_release);
-    return lost_ready(g);
+    return;
   }
   {
     std::lock_guard<std::mutex> lk(lock_);

@@ -9,6 +9,8 @@
 #include <climits>
 #include <mutex>
 
+#include "sched.hpp"
+
 namespace colony::sched {
 
 void spin_pause() noexcept {
@@ -52,10 +54,16 @@ void futex_wake(std::atomic<std::uint32_t>* addr, int count) noexcept {
 }
 
 Waiter::~Waiter() {
-  if (linked && lock) {
-    std::lock_guard<SpinLock> lk(*lock);
-    if (linked) list->remove(this);
-  }
+  if (!lock) return;
+  // Resumed by its notifier, or by its own time-out, the waiter was unlinked under the lock
+  // before it resumed (the ready orders that write before this read). Resumed by shutdown's
+  // unwinder instead, a plain thread may be popping it from its list right now: only the lock
+  // orders that, so while the fiber's runtime unwinds, take it whatever `linked` reads. (A
+  // thread waiter is never unwound.)
+  const bool unwinding = g && g->sched->is_unwinding();
+  if (!unwinding && !linked) return;
+  std::lock_guard<SpinLock> lk(*lock);
+  if (linked) list->remove(this);
 }
 
 void wait(Waiter& w, SpinLock& lock, WaitReason reason) {
