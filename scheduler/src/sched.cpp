@@ -164,10 +164,20 @@ std::int64_t coarse_slack() noexcept {
 // few. So the precise clock is read only when the earliest timer is within coarse_slack() of the
 // coarse time, and at every 61st tick whatever the coarse clock says (a tick later than the
 // slack then delays a timer by at most 61 scheduling rounds, not until the next tick).
-bool Scheduler::timers_may_be_due(const P* p) noexcept {
+// When the earliest timer was already that close at this P's last precise read (timers_read_at),
+// the coarse read is skipped: a P that fires timers all the time (a sleep-heavy load) pays
+// nothing extra. Called by p's owner only.
+bool Scheduler::timers_may_be_due(P* p) noexcept {
   const std::int64_t w = p->timer0_when.load(std::memory_order_relaxed);
   if (w == INT64_MAX) return false;
-  return w - coarse_slack() <= coarse_now() || p->schedtick % 61 == 0;
+  const std::int64_t near = w - coarse_slack();
+  return near <= p->timers_read_at || near <= coarse_now() || p->schedtick % 61 == 0;
+}
+
+std::int64_t Scheduler::run_own_timers(P* p) noexcept {
+  const std::int64_t now = nanotime();
+  p->timers_read_at = now;
+  return run_timers(p, now);
 }
 
 std::int64_t nanotime() noexcept {
@@ -573,7 +583,7 @@ G* Scheduler::glob_get(P* p, int max) noexcept {
 }
 
 G* Scheduler::pick_local(P* p, bool timers) noexcept {
-  if (timers && timers_may_be_due(p)) run_timers(p, nanotime());
+  if (timers && timers_may_be_due(p)) run_own_timers(p);
   if (p->schedtick % 61 == 0 && timers && io_waiters_.load(std::memory_order_relaxed) > 0 &&
       netpoll_m_.load(std::memory_order_relaxed) == nullptr &&
       nanotime() - last_poll_.load(std::memory_order_relaxed) > kBusyPollNs)
@@ -801,7 +811,7 @@ void Scheduler::finish_switch(M* m, G* self, ctx::transfer_t t) noexcept {
         runq_put(m->p, prev, true);
       }
       // The timers switch_out skipped (see there); on g0 the search for work runs them.
-      if (!self->is_g0 && timers_may_be_due(m->p)) run_timers(m->p, nanotime());
+      if (!self->is_g0 && timers_may_be_due(m->p)) run_own_timers(m->p);
       break;
     case After::exit:
 #if defined(COLONY_TSAN)

@@ -71,6 +71,7 @@ struct alignas(64) P {
   std::vector<Timer*> timer_of;         // slot -> timer
   std::int32_t timer_free = -1;         // the last freed slot (reused first: warm), or -1
   std::atomic<std::int64_t> timer0_when{INT64_MAX};
+  std::int64_t timers_read_at = 0;  // the owner's last precise clock read for its timers
   // Statistics (owner-written).
   Counter switches, parks, yields, steals, stolen, spawns, global_gets, timers_fired;
 };
@@ -211,7 +212,8 @@ class Scheduler {
   bool idle_locked() const noexcept;                          // lock_ held
 
   // Timers.
-  static bool timers_may_be_due(const P* p) noexcept;          // cheap pre-check of run_timers
+  static bool timers_may_be_due(P* p) noexcept;  // cheap pre-check of run_own_timers (owner)
+  std::int64_t run_own_timers(P* p) noexcept;     // run_timers at nanotime(), by p's owner
   std::int64_t run_timers(P* p, std::int64_t now) noexcept;   // returns now (or 0 if no timers)
   std::int64_t earliest_timer() const noexcept;
   void timers_changed(std::int64_t when) noexcept;
