@@ -244,7 +244,8 @@ PoolTask PoolCore::pop_queue_locked() noexcept {
 //    worker it takes has been idle for milliseconds and is cold wherever it runs, and a yield
 //    only takes the processor away from the bottleneck while the other processors steal the
 //    backlog. In ants' sleep benchmark (thousands idle at 85-90% of the takes) this took the
-//    pool from ~1.05x raw fibers to 0.90-0.97x on two processors; empty tasks (few idle) are
+//    pool from ~1.05x raw fibers to 0.90-0.97x on two processors (before the timer changes of
+//    the scheduler sped raw fibers up more than the pool); empty tasks (few idle) are
 //    unaffected.
 //  * Never sooner with more than one processor: a switch per task serialises submitter and
 //    worker on one processor while the others steal, and cost the sleep benchmark up to half
