@@ -322,6 +322,74 @@ TEST_P(Channels, SelectStressNoLostValues) {
   });
 }
 
+// Go's TestPseudoRandomSend (capacities 0 and n), and its mirror for receives: a select whose
+// two cases act on the same channel must take each about half the time, also when it has to wait
+// (its waiters are queued in the random poll order, not in argument order). One trial is Go's:
+// n = 100 values, each case must be seen more than n/10 times; like Go, a failing trial is
+// retried (up to 10 times) before the test fails. The trials' totals must also be near 50%.
+// `yield_in_peer`: the peer yields before each operation (as Go's receiver does), so the select
+// usually finds no partner and waits; otherwise the select's fiber yields first (the partner is
+// usually parked, and the select's first, non-waiting pass decides).
+void expect_fair_two_cases(bool select_sends, bool yield_in_peer, std::size_t cap) {
+  constexpr int n = 100, kTrials = 20, kAttempts = 10;
+  long total[2] = {0, 0};
+  for (int trial = 0; trial < kTrials; ++trial) {
+    int count[2] = {0, 0};
+    for (int attempt = 1;; ++attempt) {
+      count[0] = count[1] = 0;
+      Chan<int> c(cap);
+      std::vector<int> got(n, -1);
+      auto peer = colony::spawn([&] {
+        for (int i = 0; i < n; ++i) {
+          if (yield_in_peer) colony::this_fiber::yield();
+          if (select_sends)
+            got[static_cast<std::size_t>(i)] = *c.recv();
+          else
+            c.send(i);
+        }
+      });
+      for (int i = 0; i < n; ++i) {
+        if (!yield_in_peer) colony::this_fiber::yield();
+        if (select_sends) {
+          colony::select(colony::on_send(c, 0), colony::on_send(c, 1));
+        } else {
+          ++count[colony::select(colony::on_recv(c), colony::on_recv(c))];
+        }
+      }
+      peer.get();
+      if (select_sends)
+        for (int v : got) ++count[v];
+      if (count[0] > n / 10 && count[1] > n / 10) break;
+      ASSERT_LT(attempt, kAttempts)
+          << "want pseudorandom, got " << count[0] << " of case 0 and " << count[1]
+          << " of case 1 (cap " << cap << ", " << (yield_in_peer ? "peer" : "select")
+          << " yields, trial " << trial << ")";
+    }
+    total[0] += count[0];
+    total[1] += count[1];
+  }
+  const long all = total[0] + total[1];
+  // No SCOPED_TRACE in these tests: gtest keeps its trace stack per thread, and fibers migrate.
+  EXPECT_GT(total[0], all * 4 / 10) << total[0] << " of " << all << " (cap " << cap << ")";
+  EXPECT_GT(total[1], all * 4 / 10) << total[1] << " of " << all << " (cap " << cap << ")";
+}
+
+TEST_P(Channels, SelectSendCasesOnOneChannelArePseudoRandom) {
+  run_fibers([&] {
+    for (std::size_t cap : {std::size_t{0}, std::size_t{100}})
+      for (bool yield_in_peer : {true, false})
+        expect_fair_two_cases(/*select_sends=*/true, yield_in_peer, cap);
+  });
+}
+
+TEST_P(Channels, SelectRecvCasesOnOneChannelArePseudoRandom) {
+  run_fibers([&] {
+    for (std::size_t cap : {std::size_t{0}, std::size_t{100}})
+      for (bool yield_in_peer : {true, false})
+        expect_fair_two_cases(/*select_sends=*/false, yield_in_peer, cap);
+  });
+}
+
 TEST_P(Channels, ShutdownUnwindsFibersParkedOnChannels) {
   static std::atomic<int> destroyed;
   destroyed = 0;

@@ -121,11 +121,13 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default,
     locks.unlock();
     return n + 1;
   }
-  // Enqueue one waiter per case, all sharing one claim.
+  // Enqueue one waiter per case, all sharing one claim, in the random poll order (as Go's
+  // selectgo does): when two cases wait in the same queue of one channel, the partner that pops
+  // the queue takes whichever was enqueued first, so argument order would always win.
   sched::SelectState ss;
   std::unique_ptr<sched::Waiter[]> ws(new sched::Waiter[n]);
   sched::G* g = sched::current_g();
-  for (std::size_t i = 0; i < n; ++i) {
+  for (std::size_t i : order) {
     sched::Waiter& w = ws[i];
     w.select = &ss;
     w.tag = i;
