@@ -4,6 +4,13 @@ function(colony_set_target_options target)
   target_compile_features(${target} PUBLIC cxx_std_20)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
     -Wnon-virtual-dtor -Wno-missing-field-initializers)
+  # Frames larger than a page touch each page on the way down, so a big frame near the end of a
+  # fiber stack hits the guard below it instead of jumping over it (docs/design.md, "Stacks").
+  include(CheckCXXCompilerFlag)
+  check_cxx_compiler_flag(-fstack-clash-protection COLONY_HAS_STACK_CLASH_PROTECTION)
+  if(COLONY_HAS_STACK_CLASH_PROTECTION)
+    target_compile_options(${target} PRIVATE -fstack-clash-protection)
+  endif()
   if(COLONY_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

@@ -115,6 +115,8 @@ Stats stats() {
   out.fibers = s.live_fibers();
   out.stack_bytes_mapped = s.stack_mapped_bytes();
   out.guarded_stacks = s.guarded_stacks();
+  out.stack_guard = s.stack_guard();
+  out.stack_guard_bytes = s.stack_guard_bytes();
   out.long_runs = s.long_runs();
   out.procs = s.proc_stats();
   for (const auto& p : out.procs) {

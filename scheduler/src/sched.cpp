@@ -128,6 +128,9 @@ void validate(const Config& cfg) {
   if (cfg.stack_size < 16 * 1024 || cfg.stack_size > (std::size_t{1} << 30))
     throw std::invalid_argument("colony: Config::stack_size must be between 16 KiB and 1 GiB, got " +
                                 std::to_string(cfg.stack_size));
+  if (cfg.stack_guard_size > (std::size_t{64} << 20))
+    throw std::invalid_argument("colony: Config::stack_guard_size must be at most 64 MiB, got " +
+                                std::to_string(cfg.stack_guard_size));
   if (cfg.guard_page_budget < -1)
     throw std::invalid_argument("colony: Config::guard_page_budget must be -1 (automatic) or >= 0");
   if (cfg.stack_trim_after.count() < 0)
@@ -226,7 +229,7 @@ std::string_view to_string(WaitReason r) noexcept {
 Scheduler::Scheduler(const Config& cfg)
     : cfg_((validate(cfg), cfg)),
       nprocs_(resolve_procs(cfg.max_procs)),
-      stacks_(cfg.stack_size, cfg.guard_page_budget) {
+      stacks_(cfg.stack_size, cfg.guard_page_budget, cfg.stack_guard_size) {
   StackPool::install_overflow_handler();
   allp_.reserve(static_cast<std::size_t>(nprocs_));
   for (int i = 0; i < nprocs_; ++i) {

@@ -118,6 +118,8 @@ class Scheduler {
   int num_threads() const noexcept;
   std::size_t stack_mapped_bytes() const noexcept { return stacks_.mapped_bytes(); }
   std::size_t guarded_stacks() const noexcept { return stacks_.guarded_stacks(); }
+  StackGuard stack_guard() const noexcept { return stacks_.guard_mode(); }
+  std::size_t stack_guard_bytes() const noexcept { return stacks_.guard_bytes(); }
   void panic(G* g, std::exception_ptr e) noexcept;
 
   // Fiber operations (see fiber.hpp).

@@ -2,6 +2,8 @@
 
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,22 +19,62 @@
 namespace colony::sched {
 namespace {
 
+// Guard regions (Linux 6.13): a range of an anonymous mapping that faults on any access,
+// installed without splitting the mapping. Defined here for headers older than the kernel.
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+#ifndef MADV_GUARD_REMOVE
+#define MADV_GUARD_REMOVE 103
+#endif
+
 // Process-wide registry of guarded slabs, read by the SIGSEGV handler (a signal handler cannot
-// find a Scheduler, so this one table is global by necessity). Append-only; entries of a
-// destroyed pool are cleared.
+// find a Scheduler, so this one table is global by necessity). Entries of a destroyed pool are
+// cleared and reused; `base` is published last (release) and cleared first.
 struct SlabRecord {
   std::atomic<char*> base{nullptr};
-  std::size_t len = 0;
-  std::size_t stride = 0;
+  std::atomic<std::size_t> len{0};
+  std::atomic<std::size_t> stride{0};
+  std::atomic<std::size_t> guard{0};
 };
 constexpr std::size_t kMaxGuardedSlabs = 1 << 14;
 SlabRecord g_guarded_slabs[kMaxGuardedSlabs];
 std::atomic<std::size_t> g_nguarded_slabs{0};
+std::mutex g_registry_mu;  // serialises writers of the registry
 struct sigaction g_prev_segv;
 struct sigaction g_prev_bus;
 
-constexpr std::size_t kGuardedSlabBytes = 16u << 20;     // 16 MiB of guarded slots per mapping
-constexpr std::size_t kPlainSlabBytes = 256u << 20;      // 256 MiB of unguarded slots
+// Registers a guarded slab; false when the registry is full.
+bool register_slab(char* base, std::size_t len, std::size_t stride, std::size_t guard) {
+  std::lock_guard<std::mutex> lk(g_registry_mu);
+  std::size_t n = g_nguarded_slabs.load(std::memory_order_relaxed);
+  std::size_t idx = n;
+  for (std::size_t i = 0; i < n; ++i)
+    if (!g_guarded_slabs[i].base.load(std::memory_order_relaxed)) { idx = i; break; }
+  if (idx == kMaxGuardedSlabs) return false;
+  g_guarded_slabs[idx].len.store(len, std::memory_order_relaxed);
+  g_guarded_slabs[idx].stride.store(stride, std::memory_order_relaxed);
+  g_guarded_slabs[idx].guard.store(guard, std::memory_order_relaxed);
+  g_guarded_slabs[idx].base.store(base, std::memory_order_release);
+  if (idx == n) g_nguarded_slabs.store(n + 1, std::memory_order_release);
+  return true;
+}
+
+void unregister_slab(char* base) {
+  std::lock_guard<std::mutex> lk(g_registry_mu);
+  std::size_t n = g_nguarded_slabs.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < n; ++i)
+    if (g_guarded_slabs[i].base.load(std::memory_order_relaxed) == base)
+      g_guarded_slabs[i].base.store(nullptr, std::memory_order_release);
+}
+
+// Guarded slabs in budgeted mode are small (each guard splits the mapping anyway); with guard
+// regions a slab is one mapping whatever it holds, so they are as large as unguarded ones.
+constexpr std::size_t kGuardedSlabBytes = 16u << 20;     // 16 MiB of mprotect-guarded slots
+constexpr std::size_t kPlainSlabBytes = 256u << 20;      // 256 MiB otherwise
+// Slots whose guard regions one call installs (process_madvise takes up to 1,024 ranges; 32
+// keeps the class lock short and the address space carved ahead small).
+constexpr std::size_t kArmBatch = 32;
 
 std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
@@ -58,7 +100,10 @@ void write_report(const G* g, const char* what) {
   put(buf, n, sizeof buf, "colony: fiber ");
   put_u(buf, n, sizeof buf, g_id(g));
   put(buf, n, sizeof buf, what);
-  put_u(buf, n, sizeof buf, static_cast<unsigned long long>(g->stack_hi - g->stack_lo));
+  // The size the fiber asked for (its class), not what the control block leaves of it.
+  std::size_t size = g->stack_class ? g->stack_class->usable
+                                    : static_cast<std::size_t>(g->stack_hi - g->stack_lo);
+  put_u(buf, n, sizeof buf, static_cast<unsigned long long>(size));
   put(buf, n, sizeof buf, "-byte stack (spawned at ");
   const char* file = g->site_file.load(std::memory_order_relaxed);
   put(buf, n, sizeof buf, file ? file : "?");
@@ -71,14 +116,16 @@ void write_report(const G* g, const char* what) {
 
 void on_segv(int sig, siginfo_t* info, void* uctx) {
   char* addr = static_cast<char*>(info->si_addr);
-  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   std::size_t count = g_nguarded_slabs.load(std::memory_order_acquire);
   for (std::size_t i = 0; i < count; ++i) {
     char* base = g_guarded_slabs[i].base.load(std::memory_order_acquire);
-    if (!base || addr < base || addr >= base + g_guarded_slabs[i].len) continue;
-    std::size_t stride = g_guarded_slabs[i].stride;
+    if (!base || addr < base ||
+        addr >= base + g_guarded_slabs[i].len.load(std::memory_order_relaxed))
+      continue;
+    std::size_t stride = g_guarded_slabs[i].stride.load(std::memory_order_relaxed);
+    std::size_t guard = g_guarded_slabs[i].guard.load(std::memory_order_relaxed);
     char* slot = base + (static_cast<std::size_t>(addr - base) / stride) * stride;
-    if (addr >= slot + page) break;  // inside a stack, not its guard page: not ours
+    if (addr >= slot + guard) break;  // inside a stack, not its guard: not ours
     write_report(g_in_slot(slot, stride), " overflowed its ");
     ::signal(SIGSEGV, SIG_DFL);
     ::signal(SIGBUS, SIG_DFL);
@@ -154,18 +201,43 @@ void StackPool::report_overflow(const G* g, const void* sp) noexcept {
   std::abort();
 }
 
-StackPool::StackPool(std::size_t default_usable, long guard_budget)
-    : guard_budget_(guard_budget < 0 ? auto_guard_budget() : static_cast<std::size_t>(guard_budget)) {
+bool StackPool::guard_regions_supported() noexcept {
+  static const bool supported = [] {
+    const std::size_t page = page_size();
+    void* mem = ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mem == MAP_FAILED) return false;
+    bool ok = ::madvise(mem, page, MADV_GUARD_INSTALL) == 0;
+    ::munmap(mem, 2 * page);
+    return ok;
+  }();
+  if (const char* env = std::getenv("COLONY_GUARD_REGIONS"); env && std::strcmp(env, "0") == 0)
+    return false;
+  return supported;
+}
+
+std::string_view to_string(StackGuard m) noexcept {
+  switch (m) {
+    case StackGuard::regions: return "guard regions on every stack";
+    case StackGuard::budgeted: return "guard pages on a budget, switch checks beyond it";
+    case StackGuard::none: return "no guards, switch checks only";
+  }
+  return "?";
+}
+
+StackPool::StackPool(std::size_t default_usable, long guard_budget, std::size_t guard_bytes)
+    : guard_budget_(guard_budget < 0 ? auto_guard_budget() : static_cast<std::size_t>(guard_budget)),
+      guard_(round_up(std::max<std::size_t>(guard_bytes, 1), page_size())),
+      mode_(guard_regions_supported() ? StackGuard::regions
+            : guard_budget_ > 0       ? StackGuard::budgeted
+                                      : StackGuard::none) {
   default_ = class_for(default_usable);
 }
 
 StackPool::~StackPool() {
   std::lock_guard<std::mutex> lk(mu_);
-  std::size_t count = g_nguarded_slabs.load(std::memory_order_acquire);
   for (const Slab& s : slabs_) {
-    for (std::size_t i = 0; i < count; ++i)
-      if (g_guarded_slabs[i].base.load(std::memory_order_relaxed) == s.base)
-        g_guarded_slabs[i].base.store(nullptr, std::memory_order_release);
+    if (s.registered) unregister_slab(s.base);
     ::munmap(s.base, s.len);
   }
   for (auto& [size, c] : classes_) {
@@ -193,17 +265,22 @@ StackClass* StackPool::class_for(std::size_t usable) {
 
 // Precondition: c->lock held.
 void StackPool::carve_slab(StackClass* c) {
-  const std::size_t page = page_size();
-  bool guarded;
-  std::size_t stride, len;
+  std::size_t guard = 0, stride, len;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    std::size_t slots_guarded = kGuardedSlabBytes / (c->usable + page);
-    if (slots_guarded == 0) slots_guarded = 1;
-    guarded = guarded_ + slots_guarded <= guard_budget_ &&
-              g_nguarded_slabs.load(std::memory_order_relaxed) < kMaxGuardedSlabs;
-    stride = c->usable + (guarded ? page : 0);
-    std::size_t slots = guarded ? slots_guarded : std::max<std::size_t>(1, kPlainSlabBytes / stride);
+    std::size_t slots;
+    if (mode_ == StackGuard::regions) {
+      guard = guard_;
+      stride = c->usable + guard;
+      slots = std::max<std::size_t>(1, kPlainSlabBytes / stride);
+    } else {
+      std::size_t slots_guarded = std::max<std::size_t>(1, kGuardedSlabBytes / (c->usable + guard_));
+      bool guarded = mode_ == StackGuard::budgeted &&
+                     guarded_.load(std::memory_order_relaxed) + slots_guarded <= guard_budget_;
+      guard = guarded ? guard_ : 0;
+      stride = c->usable + guard;
+      slots = guarded ? slots_guarded : std::max<std::size_t>(1, kPlainSlabBytes / stride);
+    }
     len = slots * stride;
     void* mem = ::mmap(nullptr, len, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -211,28 +288,76 @@ void StackPool::carve_slab(StackClass* c) {
       throw std::system_error(errno, std::generic_category(),
                               "colony: cannot map memory for fiber stacks");
     char* base = static_cast<char*>(mem);
-    if (guarded) {
+    if (guard && mode_ == StackGuard::budgeted) {
       for (std::size_t i = 0; i < slots; ++i) {
-        if (::mprotect(base + i * stride, page, PROT_NONE) != 0) {
+        if (::mprotect(base + i * stride, guard, PROT_NONE) != 0) {
           int e = errno;
           ::munmap(base, len);
           throw std::system_error(e, std::generic_category(),
                                   "colony: cannot protect a fiber stack guard page");
         }
       }
-      std::size_t idx = g_nguarded_slabs.fetch_add(1, std::memory_order_relaxed);
-      g_guarded_slabs[idx].len = len;
-      g_guarded_slabs[idx].stride = stride;
-      g_guarded_slabs[idx].base.store(base, std::memory_order_release);
-      guarded_ += slots;
+      guarded_.fetch_add(slots, std::memory_order_relaxed);
     }
-    slabs_.push_back({base, len});
+    // A full registry (4 TiB of guarded default-size stacks) leaves the guards in place, but a
+    // hit is then reported by the default action only.
+    bool registered = guard && register_slab(base, len, stride, guard);
+    slabs_.push_back({base, len, registered});
     mapped_ += len;
     c->slab_next = base;
     c->slab_end = base + len;
+    // Guard regions are installed batch by batch as slots are carved (arm_slots).
+    c->slab_armed = mode_ == StackGuard::regions ? base : c->slab_end;
   }
-  c->slab_guarded = guarded;
+  c->slab_guard = guard;
   c->slab_stride = stride;
+}
+
+namespace {
+
+// install_guards: guard regions of `n` bytes at base, base + stride, ... (count slots). One
+// process_madvise call for the batch where the kernel takes it (Linux 6.13 accepts any advice
+// for the calling process), one madvise per slot otherwise. Returns 0 or an errno value.
+int install_guards(char* base, std::size_t stride, std::size_t n, std::size_t count) {
+  static std::atomic<int> batch_ok{1};  // cleared once process_madvise refuses
+  std::size_t done = 0;
+#ifdef SYS_process_madvise
+  if (batch_ok.load(std::memory_order_relaxed)) {
+    // The pidfd names this process; re-opened after a fork (a child's copy names its parent).
+    static std::mutex mu;
+    static int pidfd = -1;
+    static pid_t owner = 0;
+    std::lock_guard<std::mutex> lk(mu);
+    pid_t self = ::getpid();
+    if (pidfd < 0 || owner != self) {
+      if (pidfd >= 0) ::close(pidfd);  // a forked child's copy of its parent's pidfd
+      pidfd = static_cast<int>(::syscall(SYS_pidfd_open, self, 0));
+      owner = self;
+    }
+    iovec iov[kArmBatch];
+    std::size_t k = std::min<std::size_t>(count, kArmBatch);
+    for (std::size_t i = 0; i < k; ++i) iov[i] = {base + i * stride, n};
+    long r = pidfd < 0 ? -1 : ::syscall(SYS_process_madvise, pidfd, iov, k, MADV_GUARD_INSTALL, 0u);
+    if (r < 0) batch_ok.store(0, std::memory_order_relaxed);
+    else done = static_cast<std::size_t>(r) / n;  // ranges are applied in order
+  }
+#endif
+  for (std::size_t i = done; i < count; ++i)
+    if (::madvise(base + i * stride, n, MADV_GUARD_INSTALL) != 0) return errno;
+  return 0;
+}
+
+}  // namespace
+
+// Precondition: c->lock held; c->slab_next == c->slab_armed < c->slab_end.
+void StackPool::arm_slots(StackClass* c) {
+  std::size_t left = static_cast<std::size_t>(c->slab_end - c->slab_armed) / c->slab_stride;
+  std::size_t count = std::min(left, kArmBatch);
+  if (int e = install_guards(c->slab_armed, c->slab_stride, c->slab_guard, count))
+    throw std::system_error(e, std::generic_category(),
+                            "colony: cannot install the guard region of a fiber stack");
+  c->slab_armed += count * c->slab_stride;
+  guarded_.fetch_add(count, std::memory_order_relaxed);
 }
 
 namespace {
@@ -302,11 +427,12 @@ G* StackPool::alloc(StackClass* c, bool* fresh) {
     return c->partial.g[--c->partial.n];
   }
   if (c->slab_next == c->slab_end) carve_slab(c);
+  if (c->slab_next == c->slab_armed) arm_slots(c);
   char* slot = c->slab_next;
   c->slab_next += c->slab_stride;
   G* g = new (g_in_slot(slot, c->slab_stride)) G;
-  g->guarded = c->slab_guarded;
-  g->stack_lo = slot + (c->slab_guarded ? page_size() : 0);
+  g->guarded = c->slab_guard != 0;
+  g->stack_lo = slot + c->slab_guard;
   g->stack_hi = reinterpret_cast<char*>(g);
   g->stack_class = c;
   *fresh = true;

@@ -1,11 +1,17 @@
 // Fiber stacks. Stacks are carved from large anonymous mappings ("slabs", MAP_NORESERVE, so
 // pages are committed only when touched) and each slot carries its G at the top. Why slabs:
 // vm.max_map_count defaults to 65530 and one mapping per stack would cap a process at ~65k
-// fibers; a guard page costs two more mappings, so only the first `guard_budget` stacks get one
-// and the rest rely on checks at every switch (stack pointer within bounds, control-block magic).
+// fibers. Guards, below each stack:
+//  * StackGuard::regions (Linux 6.13+): madvise(MADV_GUARD_INSTALL) puts a guard region inside
+//    the slab without splitting it, so every stack gets one, at any fiber count, for the price
+//    of its page-table entries. Installed in batches when slots are first carved.
+//  * StackGuard::budgeted (older kernels): mprotect(PROT_NONE) splits the mapping (two mappings
+//    per guard), so only the first `guard_budget` stacks get one and the rest rely on checks at
+//    every switch (stack pointer within bounds, control-block magic).
 // See docs/design.md, "Stacks".
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -42,14 +48,17 @@ struct StackClass {
   std::size_t nfree = 0;
   // Carving state.
   char* slab_next = nullptr;   // next uncarved slot
+  char* slab_armed = nullptr;  // slots below this have their guard installed (regions mode)
   char* slab_end = nullptr;
-  bool slab_guarded = false;
+  std::size_t slab_guard = 0;  // guard bytes at the base of each slot of this slab (0: none)
   std::size_t slab_stride = 0;
 };
 
 class StackPool {
  public:
-  StackPool(std::size_t default_usable, long guard_budget);  // -1: automatic
+  // guard_budget: stacks given a PROT_NONE guard when the kernel lacks guard regions (-1:
+  // automatic); guard_bytes: size of each guard (rounded up to pages).
+  StackPool(std::size_t default_usable, long guard_budget, std::size_t guard_bytes);
   ~StackPool();
   StackPool(const StackPool&) = delete;
   StackPool& operator=(const StackPool&) = delete;
@@ -72,7 +81,12 @@ class StackPool {
   std::int64_t trim(std::int64_t cutoff) noexcept;
 
   std::size_t mapped_bytes() const noexcept { return mapped_; }
-  std::size_t guarded_stacks() const noexcept { return guarded_; }
+  std::size_t guarded_stacks() const noexcept { return guarded_.load(std::memory_order_relaxed); }
+  StackGuard guard_mode() const noexcept { return mode_; }
+  std::size_t guard_bytes() const noexcept { return guard_; }
+  // guard_regions_supported: whether this kernel installs guard regions (probed once per process;
+  // COLONY_GUARD_REGIONS=0 in the environment turns them off, to exercise the fallback).
+  static bool guard_regions_supported() noexcept;
 
   static std::size_t page_size() noexcept;
   static void install_overflow_handler();   // SIGSEGV on a guard page -> clear report
@@ -88,15 +102,18 @@ class StackPool {
   [[noreturn]] static void report_overflow(const G* g, const void* sp) noexcept;
 
  private:
-  struct Slab { char* base; std::size_t len; };
+  struct Slab { char* base; std::size_t len; bool registered; };
   void carve_slab(StackClass* c);
+  void arm_slots(StackClass* c);  // installs the guards of the next batch of slots
 
   std::mutex mu_;                       // guards classes_, slabs_, counters
   std::map<std::size_t, StackClass*> classes_;
   StackClass* default_ = nullptr;
   std::vector<Slab> slabs_;
   std::size_t guard_budget_;
-  std::size_t guarded_ = 0;
+  std::size_t guard_;                   // guard bytes per guarded slot
+  StackGuard mode_;
+  std::atomic<std::size_t> guarded_{0};  // stacks carved with a guard
   std::size_t mapped_ = 0;
 };
 

@@ -20,10 +20,18 @@ struct Config {
   // stack_size: default usable stack of each fiber, in bytes (rounded up to pages). Committed
   // lazily: a fiber only costs the pages it touches. Overridable per spawn (SpawnOptions).
   std::size_t stack_size = 256 * 1024;
-  // guard_page_budget: how many fiber stacks get a PROT_NONE guard page (each costs two kernel
-  // memory mappings, and vm.max_map_count is 65530 by default). Stacks beyond the budget are
-  // checked at every switch instead (stack pointer in bounds, control-block magic intact).
-  // -1 = derived from vm.max_map_count (a third of it); 0 = no guard pages.
+  // stack_guard_size: bytes of guard below every fiber stack, rounded up to pages (at least one
+  // page, at most 64 MiB). An access there faults, and colony reports the overflowing fiber.
+  // Large enough that a frame of up to this size cannot jump over it. On Linux 6.13+ guards are
+  // guard regions (madvise MADV_GUARD_INSTALL): every stack has one, they cost no memory beyond
+  // page-table entries (~120 bytes per stack at 64 KiB; docs/design.md, "Stacks"), and
+  // colony::stats().stack_guard says StackGuard::regions.
+  std::size_t stack_guard_size = 64 * 1024;
+  // guard_page_budget: only on kernels without guard regions (StackGuard::budgeted): how many
+  // fiber stacks get a PROT_NONE guard (each costs two kernel memory mappings, and
+  // vm.max_map_count is 65530 by default). Stacks beyond the budget are checked at every switch
+  // instead (stack pointer in bounds, control-block magic intact), which misses overflows that
+  // are over by the next switch. -1 = derived from vm.max_map_count (a third of it); 0 = none.
   long guard_page_budget = -1;
   // on_panic: called with an exception that escaped a `go` fiber and the fiber's id. Empty = print
   // "panic in fiber N: what() [spawned at file:line]" to stderr and abort, as Go does.

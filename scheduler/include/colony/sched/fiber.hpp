@@ -158,6 +158,16 @@ std::vector<FiberInfo> fibers(Scheduler& s);
 // for_each_scheduler: every live runtime of the process (for SIGQUIT dumps).
 void for_each_scheduler(void (*fn)(Scheduler&, void*), void* arg);
 
+// StackGuard: how a runtime's fiber stacks are protected against overflow (docs/design.md,
+// "Stacks"). Chosen once per runtime from what the kernel supports.
+enum class StackGuard : std::uint8_t {
+  regions,   // every stack has a guard region (madvise MADV_GUARD_INSTALL, Linux 6.13+)
+  budgeted,  // the first Config::guard_page_budget stacks have a PROT_NONE guard; the rest rely
+             // on the checks made at every switch
+  none,      // guard_page_budget = 0 on a kernel without guard regions: switch checks only
+};
+std::string_view to_string(StackGuard m) noexcept;
+
 // Statistics of one processor (P). Counters only grow.
 struct ProcStats {
   std::uint64_t switches = 0;   // fibers scheduled on this P
