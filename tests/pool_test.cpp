@@ -761,6 +761,68 @@ TEST_P(PoolTest, InvalidArgumentsAndErrors) {
   });
 }
 
+// The order of ants' argument checks, when several arguments are wrong: NewPoolWithFunc checks
+// the function first (ErrLackPoolFunc), then newPool's options; NewMultiPoolWithFunc checks the
+// size, then the strategy, then (in each NewPoolWithFunc) the function, then the options.
+TEST_P(PoolTest, ArgumentChecksFollowAntsOrder) {
+  run_fibers([] {
+    auto what = [](auto make) -> std::string {
+      try {
+        make();
+      } catch (const std::invalid_argument& e) {
+        return e.what();
+      }
+      return "nothing thrown";
+    };
+    auto has = [](const std::string& s, const char* part) {
+      return s.find(part) != std::string::npos;
+    };
+    constexpr const char* kFunc = "must provide function for pool";
+    constexpr const char* kExpiry = "invalid expiry for pool";
+    constexpr const char* kSize = "invalid size for multiple pool";
+    constexpr const char* kStrategy = "invalid load-balancing strategy";
+    const auto rr = colony::LoadBalancing::round_robin;
+    const auto bad_lbs = static_cast<colony::LoadBalancing>(8);
+    using PF = colony::PoolWithFunc<int>;
+    using MPF = colony::MultiPoolWithFunc<int>;
+    std::string w;
+    // PoolWithFunc: the function before every option.
+    w = what([] { PF(10, nullptr, {.expiry_duration = -1s}); });
+    EXPECT_TRUE(has(w, kFunc)) << w;
+    w = what([] { PF(0, nullptr, {.pre_alloc = true}); });
+    EXPECT_TRUE(has(w, kFunc)) << w;
+    w = what([] { PF(1, nullptr, {.max_blocking_tasks = -1}); });
+    EXPECT_TRUE(has(w, kFunc)) << w;
+    w = what([] { PF(10, [](int) {}, {.expiry_duration = -1s}); });
+    EXPECT_TRUE(has(w, kExpiry)) << w;
+    // MultiPoolWithFunc: size, strategy, function, options.
+    w = what([&] { MPF(-1, 10, nullptr, bad_lbs, {.expiry_duration = -1s}); });
+    EXPECT_TRUE(has(w, kSize)) << w;
+    w = what([&] { MPF(-1, 10, nullptr, rr); });
+    EXPECT_TRUE(has(w, kSize)) << w;
+    w = what([&] { MPF(4, 10, nullptr, bad_lbs, {.expiry_duration = -1s}); });
+    EXPECT_TRUE(has(w, kStrategy)) << w;
+    w = what([&] { MPF(4, 10, nullptr, rr, {.expiry_duration = -1s}); });
+    EXPECT_TRUE(has(w, kFunc)) << w;
+    w = what([&] { MPF(4, 10, [](int) {}, rr, {.expiry_duration = -1s}); });
+    EXPECT_TRUE(has(w, kExpiry)) << w;
+    // MultiPool: size, strategy, options.
+    w = what([&] { colony::MultiPool(-1, 10, bad_lbs, {.expiry_duration = -1s}); });
+    EXPECT_TRUE(has(w, kSize)) << w;
+    w = what([&] { colony::MultiPool(4, 10, bad_lbs, {.expiry_duration = -1s}); });
+    EXPECT_TRUE(has(w, kStrategy)) << w;
+    w = what([&] { colony::MultiPool(4, 10, rr, {.expiry_duration = -1s}); });
+    EXPECT_TRUE(has(w, kExpiry)) << w;
+    // The shared function is made once and still reaches every pool.
+    std::atomic<int> sum{0};
+    auto add = [&](int i) { sum += i; };
+    MPF mp(3, 1, add, rr);
+    for (int i = 1; i <= 6; ++i) ASSERT_FALSE(mp.invoke(i));
+    mp.wait();
+    EXPECT_EQ(sum.load(), 21);
+  });
+}
+
 // ------------------------------------------------------------------------ beyond ants
 
 TEST_P(PoolTest, WaitForAllTasks) {

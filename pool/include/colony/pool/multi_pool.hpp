@@ -207,10 +207,12 @@ class MultiPoolWithFunc : public detail::BasicMultiPool<PoolWithFunc<Arg>> {
  public:
   using Fn = typename PoolWithFunc<Arg>::Fn;
   // MultiPoolWithFunc: `size` pools of `size_per_pool` workers, all running fn (one shared
-  // copy). Throws std::invalid_argument as MultiPool, and for an empty fn.
+  // copy). Throws std::invalid_argument as MultiPool, and for an empty fn. In ants' order: the
+  // size, then the strategy, then fn (when the first pool is made), then the options.
   MultiPoolWithFunc(int size, int size_per_pool, Fn fn, LoadBalancing lbs, PoolOptions opts = {},
                     const SourceLocation& loc = SourceLocation::current())
-      : Base(size, lbs, [&, shared = PoolWithFunc<Arg>::checked(std::move(fn))] {
+      : Base(size, lbs, [&, f = std::move(fn), shared = std::shared_ptr<const Fn>()]() mutable {
+          if (!shared) shared = PoolWithFunc<Arg>::checked(std::move(f));
           return std::unique_ptr<PoolWithFunc<Arg>>(new PoolWithFunc<Arg>(
               typename PoolWithFunc<Arg>::SharedFn{}, size_per_pool, shared, opts, loc));
         }) {}

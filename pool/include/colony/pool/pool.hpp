@@ -259,11 +259,12 @@ class PoolWithFunc : private Pool {
 
  public:
   using Fn = std::function<void(Arg)>;
-  // PoolWithFunc: throws std::invalid_argument if fn is empty (ants' ErrLackPoolFunc), and
-  // what Pool's constructor throws.
+  // PoolWithFunc: throws std::invalid_argument if fn is empty (ants' ErrLackPoolFunc; checked
+  // first, as ants does), then what Pool's constructor throws.
   PoolWithFunc(int capacity, Fn fn, PoolOptions opts = {},
                const SourceLocation& loc = SourceLocation::current())
-      : Pool(capacity, std::move(opts), loc), fn_(checked(std::move(fn))) {
+      : Pool((check(fn), capacity), std::move(opts), loc),
+        fn_(std::make_shared<const Fn>(std::move(fn))) {
     detail::pool_attach(core(), fn_);
   }
 
@@ -313,8 +314,11 @@ class PoolWithFunc : private Pool {
     detail::pool_attach(core(), fn_);
   }
 
-  static std::shared_ptr<const Fn> checked(Fn fn) {
+  static void check(const Fn& fn) {
     if (!fn) throw std::invalid_argument("colony::PoolWithFunc: must provide function for pool");
+  }
+  static std::shared_ptr<const Fn> checked(Fn fn) {
+    check(fn);
     return std::make_shared<const Fn>(std::move(fn));
   }
   auto bind(Arg arg) const {
