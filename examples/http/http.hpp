@@ -1,8 +1,11 @@
 // A small HTTP/1.1 server on colony::net: one fiber per connection, keep-alive, pipelining
 // (requests of one connection are answered in order; responses to requests that arrived
 // together go out in one write), Content-Length bodies, limits on the header's size and number
-// of fields, 400 for malformed requests, 408 for clients too slow to send their header, and a
-// graceful shutdown (stop accepting, let in-flight requests finish under a deadline).
+// of fields, 400 for malformed requests, 408 for clients too slow to send their header, a
+// lingering close after an error response (the client gets to read it even while still
+// sending), and a graceful shutdown (stop accepting, let in-flight requests finish under a
+// deadline). Lines may end in CR LF or a bare LF. An idle keep-alive connection holds a few KiB
+// (its buffers shrink back after a large request).
 //
 // Not supported: chunked (or any Transfer-Encoding) request bodies get 501 and the connection
 // is closed; no TLS, no HTTP/2, no Expect: 100-continue (the body is read anyway).
@@ -106,11 +109,21 @@ struct Options {
   std::chrono::milliseconds idle_timeout{60000};
   // io_timeout: reading a body, writing a response.
   std::chrono::milliseconds io_timeout{30000};
+  // After an error response (400, 408, 413, 431, 501, 505) the server ends its side and reads
+  // and discards what the client still sends, so that the client is not reset before it has
+  // read the answer (a "lingering close"): until the client ends its side, or nothing came for
+  // linger_quiet, or for at most linger_timeout in all.
+  std::chrono::milliseconds linger_timeout{2000};
+  std::chrono::milliseconds linger_quiet{500};
 };
 
 // Stats: counters since the server started.
 struct Stats {
   std::uint64_t connections = 0, requests = 0, bad_requests = 0, timeouts = 0, open = 0;
+  // buffered: bytes of input and output buffer the open connections hold (their capacity). A
+  // connection between requests holds at most 16 KiB of input buffer, and 16 KiB of output
+  // buffer, whatever the size of the requests and responses it has served.
+  std::uint64_t buffered = 0;
 };
 
 class Server {
@@ -135,6 +148,8 @@ class Server {
   struct Conn;
   void handle(colony::net::TcpStream s);
   void serve_conn(Conn& c);
+  void linger(Conn& c);
+  void count_buffers(Conn& c);
   void track(Conn* c);
   void untrack(Conn* c);
 
@@ -149,6 +164,7 @@ class Server {
   mutable colony::sched::SpinLock lock_;  // conns_
   std::list<Conn*> conns_;                // open connections (lock_)
   std::atomic<std::uint64_t> n_conns_{0}, n_requests_{0}, n_bad_{0}, n_timeouts_{0};
+  std::atomic<std::uint64_t> n_buffered_{0};
 };
 
 }  // namespace http
