@@ -1,10 +1,14 @@
 // echo_server: a TCP echo server on colony::net, one fiber per connection.
 //
 //   colony_echo_server [--addr=127.0.0.1:9000] [--procs=N] [--drain-ms=2000]
+//                      [--idle-timeout-ms=60000]
 //
+// --idle-timeout-ms: a connection that sends nothing (or does not read its echo) for this long
+// is closed, as the HTTP server's idle keep-alive connections are.
 // SIGINT / SIGTERM: stop accepting, end every connection's reading side (its fiber writes back
 // what it has read, then leaves), wait up to --drain-ms, then cut what is left.
 #include <atomic>
+#include <chrono>
 #include <colony/colony.hpp>
 #include <colony/net.hpp>
 #include <cstdio>
@@ -15,6 +19,7 @@
 #include <thread>
 
 #include "common/cli.hpp"
+#include "common/echo.hpp"
 
 namespace {
 
@@ -36,7 +41,8 @@ struct Conns {
   }
 };
 
-void serve_conn(colony::net::TcpStream s, Conns& conns, std::atomic<std::uint64_t>& bytes) {
+void serve_conn(colony::net::TcpStream s, Conns& conns, std::atomic<std::uint64_t>& bytes,
+                std::chrono::milliseconds idle_timeout) {
   std::list<colony::net::TcpStream*>::iterator pos;
   {
     std::lock_guard<colony::sched::SpinLock> lk(conns.lock);
@@ -56,11 +62,7 @@ void serve_conn(colony::net::TcpStream s, Conns& conns, std::atomic<std::uint64_
   std::uint64_t n_total = 0;
   try {
     s.set_nodelay(true);
-    char buf[4096];
-    while (std::size_t n = s.read(buf, sizeof buf)) {
-      s.write_all(buf, n);
-      n_total += n;
-    }
+    n_total = example::echo(s, idle_timeout);
   } catch (const std::system_error&) {
     // reset by the peer, or cut at shutdown
   }
@@ -70,10 +72,11 @@ void serve_conn(colony::net::TcpStream s, Conns& conns, std::atomic<std::uint64_
 }  // namespace
 
 int main(int argc, char** argv) {
-  const example::Flags flags(argc, argv, {"addr", "procs", "drain-ms"});
+  const example::Flags flags(argc, argv, {"addr", "procs", "drain-ms", "idle-timeout-ms"});
   const auto addr = colony::net::Address::parse(flags.str("addr", "127.0.0.1:9000"));
   const int procs = static_cast<int>(flags.num("procs", 0, 0, 1024));
   const auto drain = std::chrono::milliseconds(flags.num("drain-ms", 2000));
+  const auto idle_timeout = std::chrono::milliseconds(flags.num("idle-timeout-ms", 60000, 1));
   example::ShutdownSignal shutdown;
 
   return colony::run(
@@ -107,7 +110,7 @@ int main(int argc, char** argv) {
           }
           ++accepted;
           conns.wg.add(1);
-          colony::go(serve_conn, std::move(s), std::ref(conns), std::ref(bytes));
+          colony::go(serve_conn, std::move(s), std::ref(conns), std::ref(bytes), idle_timeout);
         }
         stopper.get();
         conns.cut(colony::net::Shutdown::read);  // connections finish what they have read

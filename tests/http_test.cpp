@@ -3,6 +3,8 @@
 // 2, 4 and 8 processors.
 #include "http/http.hpp"
 
+#include "common/echo.hpp"
+
 #if defined(COLONY_TESTS_HAVE_POOL)
 #include "http/pooled.hpp"
 #endif
@@ -640,6 +642,65 @@ TEST_P(Http, IdleConnectionsHoldLittleAfterLargeBodies) {
     EXPECT_LE(ts.server().stats().buffered, kConns * 16u * 1024)
         << "bytes of buffer held by the idle connections";
     conns.clear();
+  });
+}
+
+// examples/echo_server.cpp's connection loop with --idle-timeout-ms: a connection that sends
+// nothing for the idle timeout is closed; one that keeps talking is not, however long it lasts.
+TEST_P(Http, EchoServerClosesIdleConnections) {
+  run_fibers([&] {
+    // Long enough that a loaded machine does not starve the talking client for that long.
+    const std::chrono::milliseconds kIdle = colony::testing::kSanitized ? 1000ms : 500ms;
+    TcpListener ln = TcpListener::listen(Address::loopback_v4(0));
+    colony::WaitGroup wg;
+    std::atomic<std::uint64_t> echoed{0};
+    auto server = colony::spawn([&] {
+      for (int i = 0; i < 2; ++i) {
+        wg.add(1);
+        colony::go(
+            [&](TcpStream s) {
+              try {
+                echoed += example::echo(s, kIdle);
+              } catch (const std::system_error& e) {
+                ADD_FAILURE() << e.what();
+              }
+              wg.done();
+            },
+            ln.accept());
+      }
+    });
+    // The server's idle deadline for a connection starts after it has echoed the last message,
+    // so after the client sent it: the times below are measured from the client's last write.
+    auto quiet = colony::spawn([&] {
+      TcpStream c = TcpStream::connect(ln.local_address(), 5s);
+      const auto t0 = Clock::now();
+      c.write_all("q");
+      char ch = 0;
+      c.set_read_deadline(Clock::now() + 20s);
+      EXPECT_EQ(c.read_exact(&ch, 1), 1u);
+      EXPECT_TRUE(at_eof(c)) << "an idle connection is closed";
+      return Clock::now() - t0;
+    });
+    TcpStream busy = TcpStream::connect(ln.local_address(), 5s);
+    const auto t0 = Clock::now();
+    auto t_last = t0;
+    int n = 0;
+    for (; Clock::now() - t0 < kIdle * 3 / 2; ++n) {  // talks for longer than the timeout
+      t_last = Clock::now();
+      busy.write_all("ping");
+      char buf[4];
+      busy.set_read_deadline(Clock::now() + 20s);
+      ASSERT_EQ(busy.read_exact(buf, 4), 4u) << "closed while talking, after " << n;
+      colony::this_fiber::sleep_for(kIdle / 10);
+    }
+    EXPECT_TRUE(at_eof(busy)) << "closed once it stopped talking";
+    EXPECT_GE(Clock::now() - t_last, kIdle);
+    const auto waited = quiet.get();
+    EXPECT_GE(waited, kIdle);
+    EXPECT_LT(waited, 10s);
+    server.get();
+    wg.wait();
+    EXPECT_EQ(echoed.load(), 1u + 4u * static_cast<unsigned>(n));
   });
 }
 
