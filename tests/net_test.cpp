@@ -911,9 +911,10 @@ TEST_P(Net, PlainThreadsUseSocketsToo) {
       c.set_read_deadline(Clock::now() + 10s);
       if (c.read_exact(buf, sizeof buf) == sizeof buf) got.assign(buf, sizeof buf);
     });
-    // Meanwhile this fiber's processor keeps running fibers.
-    for (int i = 0; i < 10; ++i) colony::this_fiber::sleep_for(1ms);
-    t.join();
+    // The thread needs the echo server's fibers to answer it, and with max_procs = 1 this
+    // fiber's processor is the only one: join without holding it. (A bare t.join() held it and
+    // passed only if the thread finished first; under TSan it did not, and its read timed out.)
+    colony::testing::join_thread(t);
     EXPECT_EQ(got, "from a thread");
   });
 }

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "colony/future.hpp"
@@ -65,6 +66,15 @@ class Latch {
   std::atomic<std::int64_t> n_;
   colony::detail::FutureState<void> st_;
 };
+
+// join_thread: joins a plain thread from a fiber without holding the fiber's processor while it
+// waits. A bare t.join() on a fiber blocks its M and so its P (HACKING.md, "What blocks what"):
+// with max_procs = 1 a thread that still needs a fiber of this runtime (a server answering it, a
+// channel send it waits on) then never finishes. Inside colony::blocking the P is handed to
+// another M for the duration of the join. On a plain thread it is a plain join.
+inline void join_thread(std::thread& t) {
+  colony::blocking([&] { t.join(); });
+}
 
 inline long rss_kib() {
   std::ifstream f("/proc/self/status");
