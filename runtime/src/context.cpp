@@ -164,10 +164,13 @@ std::pair<Context, std::function<void()>> with_deadline(const Context& parent,
                                                        std::chrono::steady_clock::time_point t) {
   auto c = make_child(parent.st_);
   if (!c->deadline || t < *c->deadline) c->deadline = t;
-  if (t <= std::chrono::steady_clock::now()) {
+  const std::int64_t when = sched::deadline_at(t);
+  if (when == sched::kNoDeadline) {
+    // Never: no timer (a parent's deadline, if any, still cancels the child through it).
+  } else if (when <= sched::nanotime()) {
     c->cancel(context_errc::deadline_exceeded, true);
   } else {
-    c->timer.when = sched::to_nanotime(t);
+    c->timer.when = when;
     c->timer.arg = c.get();  // the state outlives its timer: ~ContextState deletes it first
     c->timer.fn = [](sched::Timer* tm) {
       static_cast<detail::ContextState*>(tm->arg)->cancel(context_errc::deadline_exceeded, true);
@@ -180,8 +183,12 @@ std::pair<Context, std::function<void()>> with_deadline(const Context& parent,
 
 std::pair<Context, std::function<void()>> with_timeout(const Context& parent,
                                                       std::chrono::nanoseconds d) {
-  return with_deadline(parent, std::chrono::steady_clock::now() +
-                                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(d));
+  // Saturating: a timeout past the clock's range is no deadline, <= 0 is already expired.
+  const std::int64_t when = sched::deadline_after(d);
+  using Steady = std::chrono::steady_clock;
+  return with_deadline(parent, when == sched::kNoDeadline
+                                   ? Steady::time_point::max()
+                                   : Steady::time_point(std::chrono::nanoseconds(when)));
 }
 
 std::function<bool()> after_func(const Context& ctx, std::function<void()> f) {

@@ -44,7 +44,7 @@ namespace colony::net {
 using sched::PollMode;
 
 namespace {
-constexpr std::int64_t kNever = INT64_MAX;
+constexpr std::int64_t kNever = sched::kNoDeadline;
 constexpr std::uint32_t kClosing = 1u << 31;
 
 // last_errno: the calling thread's errno, looked up afresh at every call. glibc declares
@@ -58,9 +58,7 @@ constexpr std::uint32_t kClosing = 1u << 31;
   return e;
 }
 
-std::int64_t to_ns(Deadline t) noexcept {
-  return t == kNoDeadline ? kNever : sched::to_nanotime(t);
-}
+std::int64_t to_ns(Deadline t) noexcept { return sched::deadline_at(t); }
 }  // namespace
 
 bool is_timeout(const std::error_code& e) noexcept {
@@ -446,7 +444,7 @@ class Op {
     if (ctx_) {
       if (!armed_) {
         armed_ = true;
-        if (auto d = ctx_->deadline()) cdl_ = sched::to_nanotime(*d);
+        if (auto d = ctx_->deadline()) cdl_ = sched::deadline_at(*d);
         sched::PollDesc* pd = s_.pd;
         PollMode mode = mode_;
         stop_ = after_func(*ctx_, [pd, mode] { sched::poll_interrupt(pd, mode); });
@@ -538,13 +536,7 @@ TcpStream::TcpStream(TcpStream&&) noexcept = default;
 TcpStream& TcpStream::operator=(TcpStream&&) noexcept = default;
 
 TcpStream TcpStream::connect(const Address& addr, std::chrono::nanoseconds timeout) {
-  std::int64_t dl = kNever;
-  if (timeout != std::chrono::nanoseconds::max()) {
-    const std::int64_t now = sched::nanotime();
-    dl =
-        timeout.count() >= kNever - now ? kNever : now + std::max<std::int64_t>(timeout.count(), 0);
-  }
-  return connect_impl(addr, dl, nullptr);
+  return connect_impl(addr, sched::deadline_after(timeout), nullptr);
 }
 
 TcpStream TcpStream::connect(const Address& addr, const Context& ctx) {

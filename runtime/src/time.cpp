@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "colony/sched/deadline.hpp"
+
 namespace colony {
 namespace detail {
 
@@ -14,7 +16,7 @@ struct TimerCore {
     auto* c = static_cast<TimerCore*>(tm->arg);
     (void)c->ch.try_send(std::chrono::steady_clock::now());  // full: the reader is behind; drop
     if (c->period > 0) {
-      c->t.when += c->period;
+      c->t.when = sched::deadline_after_ns(c->t.when, c->period);
       const std::int64_t now = sched::nanotime();
       if (c->t.when <= now) c->t.when = now + c->period;  // fell behind: skip missed ticks
       sched::add_timer(&c->t);
@@ -30,9 +32,7 @@ struct TimerCore {
 };
 
 namespace {
-std::int64_t after_ns(std::chrono::nanoseconds d) {
-  return sched::nanotime() + (d.count() > 0 ? d.count() : 0);
-}
+std::int64_t after_ns(std::chrono::nanoseconds d) { return sched::deadline_after(d); }
 void check_period(std::chrono::nanoseconds p) {
   if (p.count() <= 0) throw std::invalid_argument("colony::Ticker: the period must be positive");
 }

@@ -173,7 +173,8 @@ int Scheduler::netpoll(std::int64_t until_ns) noexcept {
     n = ::epoll_pwait2(p->epfd, evs, 128, tsp, nullptr);
     if (n < 0 && errno == ENOSYS) {  // kernels before 5.11: millisecond resolution
       int ms = -1;
-      if (tsp) ms = static_cast<int>((ts.tv_sec * 1000) + (ts.tv_nsec + 999999) / 1000000);
+      if (tsp && ts.tv_sec < 1000000)  // beyond ~11 days: wait without a timeout (no overflow)
+        ms = static_cast<int>((ts.tv_sec * 1000) + (ts.tv_nsec + 999999) / 1000000);
       n = ::epoll_wait(p->epfd, evs, 128, ms);
     }
   }

@@ -29,6 +29,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "colony/sched/deadline.hpp"
 #include "colony/sched/fiber.hpp"
 #include "colony/sched/wait.hpp"
 
@@ -125,14 +126,15 @@ void close_core(ChanCore& c);
 // with the lock released. deadline_ns < 0: no deadline. Returns false on timeout.
 bool park_on(ChanCore& c, sched::Waiter& w, sched::WaitReason r, std::int64_t deadline_ns);
 
-inline std::int64_t deadline_after(std::chrono::nanoseconds d) {
-  return sched::nanotime() + (d.count() > 0 ? d.count() : 0);
+// Channel deadlines: sched::deadline_after/at (saturating), with "never" spelled -1.
+inline std::int64_t chan_deadline(std::int64_t d) { return d == sched::kNoDeadline ? -1 : d; }
+template <class Rep, class Period>
+std::int64_t deadline_after(std::chrono::duration<Rep, Period> d) {
+  return chan_deadline(sched::deadline_after(d));
 }
 template <class Clock, class Dur>
 std::int64_t deadline_at(std::chrono::time_point<Clock, Dur> t) {
-  auto steady = std::chrono::steady_clock::now() +
-                std::chrono::duration_cast<std::chrono::steady_clock::duration>(t - Clock::now());
-  return sched::to_nanotime(steady);
+  return chan_deadline(sched::deadline_at(t));
 }
 
 }  // namespace detail

@@ -22,6 +22,7 @@
 
 #include "colony/chan.hpp"
 #include "colony/go.hpp"
+#include "colony/sched/deadline.hpp"
 
 namespace colony {
 
@@ -68,6 +69,22 @@ std::pair<Context, std::function<void()>> with_deadline(const Context& parent,
                                                        std::chrono::steady_clock::time_point t);
 std::pair<Context, std::function<void()>> with_timeout(const Context& parent,
                                                       std::chrono::nanoseconds d);
+// The same for any clock and duration, saturating (colony/sched/deadline.hpp): a deadline beyond
+// the clock's range is none, a past one is already exceeded.
+template <class Clock, class Dur>
+std::pair<Context, std::function<void()>> with_deadline(const Context& parent,
+                                                       std::chrono::time_point<Clock, Dur> t) {
+  const std::int64_t when = sched::deadline_at(t);
+  using Steady = std::chrono::steady_clock;
+  return with_deadline(parent, when == sched::kNoDeadline
+                                   ? Steady::time_point::max()
+                                   : Steady::time_point(std::chrono::nanoseconds(when)));
+}
+template <class Rep, class Period>
+std::pair<Context, std::function<void()>> with_timeout(const Context& parent,
+                                                      std::chrono::duration<Rep, Period> d) {
+  return with_timeout(parent, sched::saturate(d));
+}
 
 // after_func: arranges for f() to run once ctx is done (Go 1.21's context.AfterFunc); runs it at
 // once, on the calling thread, if ctx is already done. f runs on the thread that cancels the

@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "colony/sched/deadline.hpp"
 #include "colony/sched/wait.hpp"
 
 namespace colony {
@@ -96,14 +97,16 @@ class Future {
   void wait() const { state().wait(); }
   template <class Rep, class Period>
   std::future_status wait_for(std::chrono::duration<Rep, Period> d) const {
-    return wait_until(std::chrono::steady_clock::now() + d);
+    return wait_until_ns(sched::deadline_after(d));
   }
   template <class Clock, class Dur>
   std::future_status wait_until(std::chrono::time_point<Clock, Dur> t) const {
-    auto steady = std::chrono::steady_clock::now() +
-                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(t - Clock::now());
-    return state().wait_until_ns(sched::to_nanotime(steady)) ? std::future_status::ready
-                                                             : std::future_status::timeout;
+    return wait_until_ns(sched::deadline_at(t));
+  }
+  // wait_until_ns: until the fiber has finished or the runtime clock reaches deadline_ns.
+  std::future_status wait_until_ns(std::int64_t deadline_ns) const {
+    return state().wait_until_ns(deadline_ns) ? std::future_status::ready
+                                              : std::future_status::timeout;
   }
   // get: waits, then returns the value or rethrows the fiber's exception. Once only:
   // afterwards valid() is false.

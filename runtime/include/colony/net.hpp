@@ -47,6 +47,7 @@
 #include <system_error>
 
 #include "colony/context.hpp"
+#include "colony/sched/deadline.hpp"
 
 namespace colony::net {
 
@@ -134,8 +135,13 @@ class TcpStream {
   TcpStream& operator=(TcpStream&&) noexcept;  // closes the socket it held
 
   // connect: connects to addr, giving up after `timeout` (errc::timed_out) or when ctx is done.
+  // Any duration, saturating: beyond nanoseconds::max() waits without a timeout.
   static TcpStream connect(const Address& addr,
                            std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max());
+  template <class Rep, class Period>
+  static TcpStream connect(const Address& addr, std::chrono::duration<Rep, Period> timeout) {
+    return connect(addr, sched::saturate(timeout));
+  }
   static TcpStream connect(const Address& addr, const Context& ctx);
 
   // read: reads at least one byte (waiting for them) and at most n; returns 0 at end of stream

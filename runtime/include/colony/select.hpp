@@ -120,7 +120,7 @@ detail::DefaultCase<std::decay_t<F>> on_default(F&& fn = {}) {
 // on_timeout: taken when no channel case became ready within d.
 template <class Rep, class Period, class F = detail::Noop>
 detail::TimeoutCase<std::decay_t<F>> on_timeout(std::chrono::duration<Rep, Period> d, F&& fn = {}) {
-  return {std::chrono::duration_cast<std::chrono::nanoseconds>(d), std::forward<F>(fn)};
+  return {sched::saturate(d), std::forward<F>(fn)};
 }
 
 template <class... Cases>

@@ -37,6 +37,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "colony/sched/deadline.hpp"
 #include "colony/sched/fiber.hpp"
 #include "colony/sched/spinlock.hpp"
 #include "colony/sched/wait.hpp"
@@ -45,26 +46,10 @@ namespace colony {
 
 namespace sync_detail {
 
-// kNoDeadline: "wait without a deadline", the value of a deadline too far away to represent.
-inline constexpr std::int64_t kNoDeadline = INT64_MAX;
-
-// deadline_after: the monotonic deadline (sched::nanotime base) `d` from now, saturating.
-template <class Rep, class Period>
-std::int64_t deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
-  const std::int64_t now = sched::nanotime();
-  if (d <= d.zero()) return now;
-  const double ns = std::chrono::duration<double, std::nano>(d).count();
-  if (ns >= static_cast<double>(kNoDeadline - now)) return kNoDeadline;
-  return now + std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-}
-
-// deadline_at: the monotonic deadline of a time point of any clock (as Future::wait_until);
-// time_point::max() means no deadline.
-template <class Clock, class Dur>
-std::int64_t deadline_at(std::chrono::time_point<Clock, Dur> t) noexcept {
-  if (t == std::chrono::time_point<Clock, Dur>::max()) return kNoDeadline;
-  return deadline_after(t - Clock::now());
-}
+// Deadlines of any clock and duration, saturating: colony/sched/deadline.hpp.
+using sched::deadline_after;
+using sched::deadline_at;
+using sched::kNoDeadline;
 
 // CondWaiter: a CondVar's queue entry. `armed` (guarded by the CondVar's lock) says the waiter
 // has parked or is about to: only then does the notifier wake it; a waiter dequeued before it

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "colony/sched/deadline.hpp"
 #include "colony/sched/fiber.hpp"
 
 namespace colony::this_fiber {
@@ -13,24 +14,15 @@ namespace colony::this_fiber {
 inline void yield() { sched::yield(); }
 
 // sleep_until / sleep_for: park the fiber until the time point / for the duration.
+// Any clock and duration, saturating (colony/sched/deadline.hpp): a time in the past or a
+// duration <= 0 only yields; max() sleeps for ever.
 template <class Clock, class Dur>
 void sleep_until(std::chrono::time_point<Clock, Dur> t) {
-  auto steady = std::chrono::steady_clock::now() +
-                std::chrono::duration_cast<std::chrono::steady_clock::duration>(t - Clock::now());
-  sched::sleep_until_ns(sched::to_nanotime(steady));
+  sched::sleep_until_ns(sched::deadline_at(t));
 }
 template <class Rep, class Period>
 void sleep_for(std::chrono::duration<Rep, Period> d) {
-  if (d <= d.zero()) {
-    sched::yield();
-    return;
-  }
-  using std::chrono::nanoseconds;
-  // Beyond ~292 years (nanoseconds::max()) the cast would overflow: sleep "forever" instead.
-  if (d >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(nanoseconds::max()))
-    sched::sleep_for_ns(nanoseconds::max().count());
-  else
-    sched::sleep_for_ns(std::chrono::duration_cast<nanoseconds>(d).count());
+  sched::sleep_for_ns(sched::saturating_ns(d));
 }
 
 // id: the calling fiber's id (unique within its runtime, never 0); 0 on a plain thread.

@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "colony/chan.hpp"
+#include "colony/sched/deadline.hpp"
 
 namespace colony {
 
@@ -26,6 +27,9 @@ struct TimerCore;  // heap-allocated: the scheduler's timer can outlive a moved-
 class Timer {
  public:
   explicit Timer(std::chrono::nanoseconds d);
+  // Any duration, saturating: a duration beyond nanoseconds::max() never fires, <= 0 at once.
+  template <class Rep, class Period>
+  explicit Timer(std::chrono::duration<Rep, Period> d) : Timer(sched::saturate(d)) {}
   ~Timer();
   Timer(Timer&&) noexcept;
   Timer& operator=(Timer&&) noexcept;
@@ -39,6 +43,8 @@ class Timer {
   bool stop();
   // reset: stops it, then arms it to fire after d. True if it had been active.
   bool reset(std::chrono::nanoseconds d);
+  template <class Rep, class Period>
+  bool reset(std::chrono::duration<Rep, Period> d) { return reset(sched::saturate(d)); }
 
  private:
   std::shared_ptr<detail::TimerCore> core_;
@@ -48,6 +54,8 @@ class Timer {
 class Ticker {
  public:
   explicit Ticker(std::chrono::nanoseconds period);
+  template <class Rep, class Period>
+  explicit Ticker(std::chrono::duration<Rep, Period> period) : Ticker(sched::saturate(period)) {}
   ~Ticker();
   Ticker(Ticker&&) noexcept;
   Ticker& operator=(Ticker&&) noexcept;
@@ -58,6 +66,8 @@ class Ticker {
   void stop();
   // reset: stops it and restarts it with a new period (positive).
   void reset(std::chrono::nanoseconds period);
+  template <class Rep, class Period>
+  void reset(std::chrono::duration<Rep, Period> period) { reset(sched::saturate(period)); }
 
  private:
   std::shared_ptr<detail::TimerCore> core_;
@@ -66,5 +76,9 @@ class Ticker {
 // after: a channel that receives the time once, after d (Go's time.After). The timer is not
 // stopped when nobody reads the channel; it is freed when it has fired.
 Chan<TimePoint> after(std::chrono::nanoseconds d);
+template <class Rep, class Period>
+Chan<TimePoint> after(std::chrono::duration<Rep, Period> d) {
+  return after(sched::saturate(d));
+}
 
 }  // namespace colony

@@ -78,6 +78,10 @@ class BasicMultiPool {
   // release_timeout: releases every pool, then waits (for all of them together at most d) until
   // their workers have exited. pool_closed if already released, timeout if some pool was not
   // done in time.
+  template <class Rep, class Period>  // any duration, saturating (beyond ~292 years: no limit)
+  std::error_code release_timeout(std::chrono::duration<Rep, Period> d) {
+    return release_timeout(sched::saturate(d));
+  }
   std::error_code release_timeout(std::chrono::nanoseconds d) {
     bool open = false;
     if (!closed_.compare_exchange_strong(open, true, std::memory_order_acq_rel))

@@ -226,6 +226,10 @@ class Pool {
   // empty error_code, or pool_errc::timeout (tasks still running or queued). pool_closed if the
   // pool was already released, as in ants.
   std::error_code release_timeout(std::chrono::nanoseconds d);
+  template <class Rep, class Period>  // any duration, saturating (beyond ~292 years: no limit)
+  std::error_code release_timeout(std::chrono::duration<Rep, Period> d) {
+    return release_timeout(sched::saturate(d));
+  }
   // reboot: reopens a released pool (ants' Reboot); the purger restarts with the next idle
   // worker. No-op on an open pool.
   void reboot();
