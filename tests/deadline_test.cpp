@@ -119,12 +119,12 @@ TEST(Deadline, SaturatingConversion) {
     const auto dl = colony::sched::deadline_at(t);
     EXPECT_LE(dl, colony::sched::nanotime()) << t.time_since_epoch().count();
   });
-  // Ordinary values of other clocks land where they should (within 50 ms).
+  // Ordinary values of other clocks land where they should (within 200 ms).
   const auto in_1s = colony::sched::deadline_at(System::now() + 1s);
-  EXPECT_NEAR(static_cast<double>(in_1s - colony::sched::nanotime()), 1e9, 5e7);
+  EXPECT_NEAR(static_cast<double>(in_1s - colony::sched::nanotime()), 1e9, 2e8);
   const auto in_2s = colony::sched::deadline_at(
       std::chrono::time_point<System, DSec>(System::now().time_since_epoch()) + DSec(2));
-  EXPECT_NEAR(static_cast<double>(in_2s - colony::sched::nanotime()), 2e9, 5e7);
+  EXPECT_NEAR(static_cast<double>(in_2s - colony::sched::nanotime()), 2e9, 2e8);
   EXPECT_EQ(colony::sched::deadline_after_ns(kNoDeadline - 5, 10), kNoDeadline);
   EXPECT_EQ(colony::sched::deadline_after_ns(100, -10), 100);
 }
@@ -161,13 +161,13 @@ TEST_P(Deadlines, SleepsSaturate) {
     const auto t0 = Steady::now();
     for_each(now_durations(), [](auto d) { colony::this_fiber::sleep_for(d); });
     for_each(past_time_points(), [](auto t) { colony::this_fiber::sleep_until(t); });
-    EXPECT_LT(elapsed_ms(t0), 1000);
+    EXPECT_LT(elapsed_ms(t0), 2000);
   });
   // A plain thread too.
   const auto t0 = Steady::now();
   for_each(now_durations(), [](auto d) { colony::this_fiber::sleep_for(d); });
   for_each(past_time_points(), [](auto t) { colony::this_fiber::sleep_until(t); });
-  EXPECT_LT(elapsed_ms(t0), 1000);
+  EXPECT_LT(elapsed_ms(t0), 2000);
 }
 
 TEST_P(Deadlines, TimersAndTickersSaturate) {
@@ -193,7 +193,7 @@ TEST_P(Deadlines, TimersAndTickersSaturate) {
       EXPECT_FALSE(t.reset(d));
       EXPECT_EQ(t.chan().recv_for(tp, 5s), ChanStatus::success);
       EXPECT_EQ(colony::after(d).recv_for(tp, 5s), ChanStatus::success);
-      EXPECT_LT(elapsed_ms(t0), 1000) << d.count();
+      EXPECT_LT(elapsed_ms(t0), 2000) << d.count();
       EXPECT_THROW(colony::Ticker{d}, std::invalid_argument) << d.count();
     });
   });
@@ -329,7 +329,8 @@ TEST_P(Deadlines, BlockingCallsSaturate) {
       sem.acquire();
       colony::WaitGroup wg;
       wg.add(1);
-      auto sleeper = colony::spawn([] { colony::this_fiber::sleep_for(20ms); });
+      colony::Chan<int> gate;  // the spawned fiber finishes only when it closes
+      auto sleeper = colony::spawn([gate] { gate.recv(); });
       if constexpr (requires { d_or_t.count(); }) {
         const auto d = d_or_t;
         EXPECT_EQ(ch.recv_for(v, d), ChanStatus::timeout);
@@ -350,7 +351,9 @@ TEST_P(Deadlines, BlockingCallsSaturate) {
         EXPECT_FALSE(sem.try_acquire_until(1, t));
         EXPECT_FALSE(wg.wait_until(t));
       }
-      EXPECT_LT(elapsed_ms(t0), 15) << "a call with an expired deadline waited";
+      // Nothing above can succeed: a call that waited would wait for ever (caught here at 2 s,
+      // generous for sanitizer builds on a loaded machine).
+      EXPECT_LT(elapsed_ms(t0), 2000) << "a call with an expired deadline waited";
       wg.done();
       sem.release();
       mu.unlock();
@@ -361,6 +364,7 @@ TEST_P(Deadlines, BlockingCallsSaturate) {
         else
           EXPECT_EQ(cv.wait_until(lk, d_or_t), std::cv_status::timeout);
       }
+      gate.close();
       sleeper.get();
     };
     for_each(never_durations(), never);
