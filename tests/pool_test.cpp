@@ -631,9 +631,9 @@ TEST_P(PoolTest, InfinitePool) {
     ASSERT_FALSE(pf.invoke(2));
     EXPECT_EQ(pf.running(), 2);
     EXPECT_EQ(pf.free(), -1);
-    EXPECT_THROW(colony::Pool(-1, {.pre_alloc = true}), std::invalid_argument);
+    EXPECT_THROW(colony::Pool(-1, {.pre_alloc = true}), std::system_error);
     EXPECT_THROW(colony::PoolWithFunc<int>(0, [](int) {}, {.pre_alloc = true}),
-                 std::invalid_argument);
+                 std::system_error);
     gate2.open();
   });
 }
@@ -642,12 +642,12 @@ TEST_P(PoolTest, InfinitePool) {
 TEST_P(PoolTest, MultiPool) {
   run_fibers([] {
     EXPECT_THROW(colony::MultiPool(-1, 10, colony::LoadBalancing::round_robin),
-                 std::invalid_argument);
+                 std::system_error);
     EXPECT_THROW(colony::MultiPool(10, -1, static_cast<colony::LoadBalancing>(8)),
-                 std::invalid_argument);
+                 std::system_error);
     EXPECT_THROW(
         colony::MultiPool(10, 10, colony::LoadBalancing::round_robin, {.expiry_duration = -1ns}),
-        std::invalid_argument);
+        std::system_error);
     for (auto lbs : {colony::LoadBalancing::round_robin, colony::LoadBalancing::least_tasks}) {
       colony::MultiPool mp(10, 5, lbs);
       for (int round = 0; round < 2; ++round) {
@@ -703,12 +703,12 @@ TEST_P(PoolTest, MultiPoolWithFunc) {
       sum += i;
     };
     EXPECT_THROW(colony::MultiPoolWithFunc<int>(-1, 10, fn, colony::LoadBalancing::round_robin),
-                 std::invalid_argument);
+                 std::system_error);
     EXPECT_THROW(colony::MultiPoolWithFunc<int>(10, -1, fn, static_cast<colony::LoadBalancing>(8)),
-                 std::invalid_argument);
+                 std::system_error);
     EXPECT_THROW(
         colony::MultiPoolWithFunc<int>(10, 10, nullptr, colony::LoadBalancing::round_robin),
-        std::invalid_argument);
+        std::system_error);
     for (auto lbs : {colony::LoadBalancing::round_robin, colony::LoadBalancing::least_tasks}) {
       colony::MultiPoolWithFunc<int> mp(10, 5, fn, lbs);
       for (int round = 0; round < 2; ++round) {
@@ -735,20 +735,23 @@ TEST_P(PoolTest, InvalidArgumentsAndErrors) {
     try {
       colony::Pool bad(10, {.expiry_duration = -1s});
       ADD_FAILURE() << "negative expiry accepted";
-    } catch (const std::invalid_argument& e) {
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), pool_errc::invalid_pool_expiry);
       EXPECT_NE(std::string(e.what()).find("invalid expiry for pool"), std::string::npos);
     }
     try {
       colony::Pool bad(0, {.pre_alloc = true});
       ADD_FAILURE() << "pre_alloc without capacity accepted";
-    } catch (const std::invalid_argument& e) {
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), pool_errc::invalid_pre_alloc_size);
       EXPECT_NE(std::string(e.what()).find("negative capacity under pre_alloc"), std::string::npos);
     }
     EXPECT_THROW(colony::Pool(1, {.max_blocking_tasks = -1}), std::invalid_argument);
     try {
       colony::PoolWithFunc<int> bad(10, nullptr);
       ADD_FAILURE() << "missing function accepted";
-    } catch (const std::invalid_argument& e) {
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), pool_errc::lack_pool_func);
       EXPECT_NE(std::string(e.what()).find("must provide function for pool"), std::string::npos);
     }
     colony::Pool zero(10, {.expiry_duration = 0s});  // 0 means the default
@@ -769,7 +772,7 @@ TEST_P(PoolTest, ArgumentChecksFollowAntsOrder) {
     auto what = [](auto make) -> std::string {
       try {
         make();
-      } catch (const std::invalid_argument& e) {
+      } catch (const std::system_error& e) {
         return e.what();
       }
       return "nothing thrown";
@@ -820,6 +823,108 @@ TEST_P(PoolTest, ArgumentChecksFollowAntsOrder) {
     for (int i = 1; i <= 6; ++i) ASSERT_FALSE(mp.invoke(i));
     mp.wait();
     EXPECT_EQ(sum.load(), 21);
+  });
+}
+
+// ants' error values, C++-style: construction errors are std::system_errors whose code() names
+// the ants error, so callers compare codes instead of parsing what().
+TEST_P(PoolTest, ConstructionErrorsAreTypedCodes) {
+  run_fibers([] {
+    auto code_of = [](auto make) -> std::error_code {
+      try {
+        make();
+      } catch (const std::system_error& e) {
+        return e.code();
+      }
+      return {};
+    };
+    const auto rr = colony::LoadBalancing::round_robin;
+    const auto bad_lbs = static_cast<colony::LoadBalancing>(8);
+    EXPECT_EQ(code_of([] { colony::Pool(10, {.expiry_duration = -1ns}); }),
+              pool_errc::invalid_pool_expiry);
+    EXPECT_EQ(code_of([] { colony::Pool(-1, {.pre_alloc = true}); }),
+              pool_errc::invalid_pre_alloc_size);
+    EXPECT_EQ(code_of([] { colony::PoolWithFunc<int>(1, nullptr); }), pool_errc::lack_pool_func);
+    EXPECT_EQ(code_of([&] { colony::MultiPool(0, 1, rr); }), pool_errc::invalid_multi_pool_size);
+    EXPECT_EQ(code_of([&] { colony::MultiPool(2, 1, bad_lbs); }),
+              pool_errc::invalid_load_balancing_strategy);
+    EXPECT_EQ(code_of([&] { colony::MultiPoolWithFunc<int>(2, 1, nullptr, rr); }),
+              pool_errc::lack_pool_func);
+    EXPECT_EQ(code_of([] { colony::Pool(10, {.expiry_duration = 1s}); }), std::error_code());
+    // Every code has its own message, and they stay in the colony.pool category.
+    std::set<std::string> messages;
+    for (int e = 1; e <= 9; ++e) {
+      std::error_code ec = static_cast<pool_errc>(e);
+      EXPECT_STREQ(ec.category().name(), "colony.pool");
+      EXPECT_EQ(ec.message().find("unknown"), std::string::npos) << e;
+      messages.insert(ec.message());
+    }
+    EXPECT_EQ(messages.size(), 9u);
+    // ants' named defaults.
+    EXPECT_EQ(colony::kDefaultPoolSize, INT32_MAX);
+    EXPECT_EQ(colony::kDefaultCleanInterval, 1s);
+    EXPECT_EQ(colony::PoolOptions{}.expiry_duration, colony::kDefaultCleanInterval);
+  });
+}
+
+// ants' package-level functions (ants.Submit, Running, Cap, Free, Release, ReleaseTimeout,
+// Reboot) act on the default pool, in namespace colony::pool.
+TEST_P(PoolTest, PackageLevelFunctionsUseTheDefaultPool) {
+  run_fibers([] {
+    EXPECT_EQ(colony::pool::cap(), colony::kDefaultPoolSize);
+    colony::pool::reboot();  // open already: nothing to do
+    Gate gate;
+    Latch started(3);
+    for (int i = 0; i < 3; ++i)
+      ASSERT_FALSE(colony::pool::submit([&] {
+        started.count_down();
+        gate.wait();
+      }));
+    started.wait();
+    EXPECT_EQ(colony::pool::running(), 3);
+    EXPECT_EQ(colony::pool::free(), colony::kDefaultPoolSize - 3);
+    EXPECT_EQ(colony::pool::release_timeout(1ms), pool_errc::timeout);
+    EXPECT_EQ(colony::pool::submit([] {}), pool_errc::pool_closed);
+    gate.open();
+    colony::default_pool().wait();
+    colony::pool::reboot();
+    Latch ran(1);
+    ASSERT_FALSE(colony::pool::submit([&] { ran.count_down(); }));
+    ran.wait();
+    colony::pool::release();
+    EXPECT_EQ(colony::pool::submit([] {}), pool_errc::pool_closed);
+    colony::pool::reboot();
+    EXPECT_EQ(colony::default_pool().cap(), colony::kDefaultPoolSize);
+  });
+}
+
+// MultiPool::release_timeout says which pools were not done in time (ants joins one error per
+// pool index).
+TEST_P(PoolTest, MultiPoolReleaseTimeoutNamesTheLatePools) {
+  run_fibers([] {
+    colony::MultiPool mp(4, 1, colony::LoadBalancing::round_robin);
+    Gate gate;
+    Latch started(2);
+    ASSERT_FALSE(mp.submit([] {}));  // pool 0: done at once
+    ASSERT_FALSE(mp.submit([&] {     // pool 1: held
+      started.count_down();
+      gate.wait();
+    }));
+    ASSERT_FALSE(mp.submit([] {}));  // pool 2
+    ASSERT_FALSE(mp.submit([&] {     // pool 3: held
+      started.count_down();
+      gate.wait();
+    }));
+    started.wait();
+    std::vector<std::size_t> late{99};
+    EXPECT_EQ(mp.release_timeout(300ms, late), pool_errc::timeout);  // 0 and 2 exit well in time
+    EXPECT_EQ(late, (std::vector<std::size_t>{1, 3}));
+    gate.open();
+    mp.wait();
+    EXPECT_EQ(mp.release_timeout(1s, late), pool_errc::pool_closed);
+    mp.reboot();
+    EXPECT_FALSE(mp.release_timeout(5s, late));
+    EXPECT_TRUE(late.empty());
   });
 }
 

@@ -9,7 +9,7 @@ namespace colony {
 Pool& default_pool() {
   static Pool* pool = [] {
     static detail::PinnedRuntime pinned{&sched::default_scheduler()};
-    return new Pool(INT32_MAX, PoolOptions{}, SourceLocation::current(), &pinned);
+    return new Pool(kDefaultPoolSize, PoolOptions{}, SourceLocation::current(), &pinned);
   }();
   return *pool;
 }

@@ -762,16 +762,15 @@ std::shared_ptr<PoolCore> make_pool_core(int capacity, PoolOptions opts, const S
                                          PinnedRuntime* pinned) {
   if (!opts.disable_purge) {
     if (opts.expiry_duration.count() < 0)
-      throw std::invalid_argument(
-          "colony::Pool: invalid expiry for pool: expiry_duration must not be negative (0 means "
-          "the default of 1 s)");
-    if (opts.expiry_duration.count() == 0) opts.expiry_duration = std::chrono::seconds(1);
+      detail::throw_pool_error(pool_errc::invalid_pool_expiry,
+                               "colony::Pool: expiry_duration must not be negative (0 means the "
+                               "default, kDefaultCleanInterval)");
+    if (opts.expiry_duration.count() == 0) opts.expiry_duration = kDefaultCleanInterval;
   }
   if (capacity <= 0) capacity = -1;
   if (opts.pre_alloc && capacity < 0)
-    throw std::invalid_argument(
-        "colony::Pool: can not set up a negative capacity under pre_alloc mode: give a capacity "
-        "> 0, or drop pre_alloc");
+    detail::throw_pool_error(pool_errc::invalid_pre_alloc_size,
+                             "colony::Pool: pre_alloc needs a capacity > 0 (or drop pre_alloc)");
   if (opts.max_blocking_tasks < 0)
     throw std::invalid_argument(
         "colony::Pool: max_blocking_tasks must not be negative (0 means no limit)");

@@ -8,8 +8,16 @@
 //   timeout             ErrTimeout          a deadline passed (submit_until, release_timeout)
 //   invalid_pool_index  ErrInvalidPoolIndex a MultiPool index out of range
 //
-// Misuse at construction (negative expiry, pre_alloc without a capacity, no function, a bad
-// MultiPool size or strategy) is not an error code: it throws std::invalid_argument.
+// Misuse at construction throws std::system_error whose code() is one of these, so a caller can
+// tell them apart without parsing what() (ants returns them from NewPool and friends):
+//
+//   invalid_pool_expiry              ErrInvalidPoolExpiry             a negative expiry_duration
+//   invalid_pre_alloc_size           ErrInvalidPreAllocSize           pre_alloc without a capacity
+//   lack_pool_func                   ErrLackPoolFunc                  PoolWithFunc without function
+//   invalid_multi_pool_size          ErrInvalidMultiPoolSize          a MultiPool of <= 0 pools
+//   invalid_load_balancing_strategy  ErrInvalidLoadBalancingStrategy neither strategy
+//
+// A negative max_blocking_tasks (an option ants does not check) throws std::invalid_argument.
 #pragma once
 
 #include <system_error>
@@ -17,7 +25,17 @@
 
 namespace colony {
 
-enum class pool_errc { pool_closed = 1, pool_overload = 2, timeout = 3, invalid_pool_index = 4 };
+enum class pool_errc {
+  pool_closed = 1,
+  pool_overload = 2,
+  timeout = 3,
+  invalid_pool_index = 4,
+  invalid_pool_expiry = 5,
+  invalid_pre_alloc_size = 6,
+  lack_pool_func = 7,
+  invalid_multi_pool_size = 8,
+  invalid_load_balancing_strategy = 9,
+};
 
 // pool_category: the category of pool_errc; name() is "colony.pool".
 const std::error_category& pool_category() noexcept;
@@ -25,6 +43,11 @@ const std::error_category& pool_category() noexcept;
 inline std::error_code make_error_code(pool_errc e) noexcept {
   return {static_cast<int>(e), pool_category()};
 }
+
+namespace detail {
+// throw_pool_error: throws std::system_error(e, what); what() reads "<what>: <message of e>".
+[[noreturn]] void throw_pool_error(pool_errc e, const char* what);
+}  // namespace detail
 
 }  // namespace colony
 

@@ -82,16 +82,14 @@ class BasicMultiPool {
   std::error_code release_timeout(std::chrono::duration<Rep, Period> d) {
     return release_timeout(sched::saturate(d));
   }
-  std::error_code release_timeout(std::chrono::nanoseconds d) {
-    bool open = false;
-    if (!closed_.compare_exchange_strong(open, true, std::memory_order_acq_rel))
-      return pool_errc::pool_closed;
-    const std::int64_t deadline = sync_detail::deadline_after(d);
-    for (std::size_t i = 0; i < pools_.size(); ++i) base(i).release();
-    std::error_code result;
-    for (std::size_t i = 0; i < pools_.size(); ++i)
-      if (std::error_code ec = pool_await_exit(base(i).core(), deadline)) result = ec;
-    return result;
+  std::error_code release_timeout(std::chrono::nanoseconds d) { return release_impl(d, nullptr); }
+  // release_timeout(d, timed_out): the same, and timed_out receives the indices of the pools
+  // that were not done in time, in order (ants joins one "pool index i" error per such pool).
+  template <class Rep, class Period>
+  std::error_code release_timeout(std::chrono::duration<Rep, Period> d,
+                                  std::vector<std::size_t>& timed_out) {
+    timed_out.clear();
+    return release_impl(sched::saturate(d), &timed_out);
   }
   // reboot: reopens a released multi-pool and all its pools.
   void reboot() {
@@ -106,14 +104,30 @@ class BasicMultiPool {
   }
 
  protected:
+  std::error_code release_impl(std::chrono::nanoseconds d, std::vector<std::size_t>* timed_out) {
+    bool open = false;
+    if (!closed_.compare_exchange_strong(open, true, std::memory_order_acq_rel))
+      return pool_errc::pool_closed;
+    const std::int64_t deadline = sync_detail::deadline_after(d);
+    for (std::size_t i = 0; i < pools_.size(); ++i) base(i).release();
+    std::error_code result;
+    for (std::size_t i = 0; i < pools_.size(); ++i) {
+      if (std::error_code ec = pool_await_exit(base(i).core(), deadline)) {
+        result = ec;
+        if (timed_out) timed_out->push_back(i);
+      }
+    }
+    return result;
+  }
+
   template <class Make>
   BasicMultiPool(int size, LoadBalancing lbs, Make make) : lbs_(lbs) {
     if (size <= 0)
-      throw std::invalid_argument(
-          "colony::MultiPool: invalid size for multiple pool (the number of pools must be > 0)");
+      detail::throw_pool_error(pool_errc::invalid_multi_pool_size,
+                               "colony::MultiPool: the number of pools must be > 0");
     if (lbs != LoadBalancing::round_robin && lbs != LoadBalancing::least_tasks)
-      throw std::invalid_argument(
-          "colony::MultiPool: invalid load-balancing strategy (round_robin or least_tasks)");
+      detail::throw_pool_error(pool_errc::invalid_load_balancing_strategy,
+                               "colony::MultiPool: round_robin or least_tasks");
     pools_.reserve(static_cast<std::size_t>(size));
     for (int i = 0; i < size; ++i) pools_.push_back(make());
   }

@@ -58,11 +58,17 @@
 
 namespace colony {
 
+// kDefaultPoolSize: the default pool's capacity (ants' DefaultAntsPoolSize, math.MaxInt32).
+inline constexpr int kDefaultPoolSize = INT32_MAX;
+// kDefaultCleanInterval: the purger's period when expiry_duration is 0 (ants'
+// DefaultCleanIntervalTime).
+inline constexpr std::chrono::seconds kDefaultCleanInterval{1};
+
 // PoolOptions: the settings of one pool (ants' Options), set with designated initialisers.
 struct PoolOptions {
   // expiry_duration: the purger runs every expiry_duration and retires workers idle for longer.
   // 0 means 1 s (ants' DefaultCleanIntervalTime); negative is invalid unless disable_purge.
-  std::chrono::nanoseconds expiry_duration{std::chrono::seconds(1)};
+  std::chrono::nanoseconds expiry_duration{kDefaultCleanInterval};
   // pre_alloc: keep idle workers in a ring allocated up front for cap() workers (ants' loop
   // queue, FIFO) instead of a growing LIFO stack. Needs a capacity > 0; tune() is then a no-op.
   // Cost: the constructor allocates and zeroes 8 bytes per unit of capacity, however few workers
@@ -324,7 +330,7 @@ class PoolWithFunc : private Pool {
   }
 
   static void check(const Fn& fn) {
-    if (!fn) throw std::invalid_argument("colony::PoolWithFunc: must provide function for pool");
+    if (!fn) detail::throw_pool_error(pool_errc::lack_pool_func, "colony::PoolWithFunc");
   }
   static std::shared_ptr<const Fn> checked(Fn fn) {
     check(fn);
@@ -348,5 +354,26 @@ requires detail::NotContext<F> std::error_code submit(
     F&& task, const SourceLocation& loc = SourceLocation::current()) {
   return default_pool().submit(std::forward<F>(task), loc);
 }
+
+// colony::pool: ants' package-level functions, on the default pool. A namespace of its own so
+// that colony::pool::running() (the default pool's busy workers) cannot be mistaken for anything
+// of the runtime's (colony::num_fibers(), colony::stats()).
+namespace pool {
+template <class F>
+requires detail::NotContext<F> std::error_code submit(
+    F&& task, const SourceLocation& loc = SourceLocation::current()) {
+  return default_pool().submit(std::forward<F>(task), loc);
+}
+inline int running() noexcept { return default_pool().running(); }  // ants.Running
+inline int cap() noexcept { return default_pool().cap(); }          // ants.Cap
+inline int free() noexcept { return default_pool().free(); }        // ants.Free
+inline void release() { default_pool().release(); }                 // ants.Release
+// ants.ReleaseTimeout; reboot() reopens it afterwards, as ants.Reboot.
+template <class Rep, class Period>
+std::error_code release_timeout(std::chrono::duration<Rep, Period> d) {
+  return default_pool().release_timeout(d);
+}
+inline void reboot() { default_pool().reboot(); }  // ants.Reboot
+}  // namespace pool
 
 }  // namespace colony
