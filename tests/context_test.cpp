@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include <colony/testing/leak_check.hpp>
@@ -143,6 +144,137 @@ TEST_P(Ctx, ContextCancelFixesTheBlockedSelectLeak) {
       colony::select(colony::on_recv(work), colony::on_recv(c.done()));
     });
     cancel();
+  });
+}
+
+// =============================================================================================
+// Values (with_value / Context::value)
+
+// Keys of two "libraries": same value type, distinct objects, so they cannot collide.
+const colony::ContextKey<std::string> user_key;
+const colony::ContextKey<std::string> trace_key;
+const colony::ContextKey<int> depth_key;
+
+// Counted: counts its live instances (the value must be destroyed with its last context).
+struct Counted {
+  static inline std::atomic<int> live{0};
+  int v;
+  explicit Counted(int x) : v(x) { ++live; }
+  Counted(const Counted& o) : v(o.v) { ++live; }
+  Counted(Counted&& o) noexcept : v(o.v) { ++live; }
+  ~Counted() { --live; }
+};
+const colony::ContextKey<Counted> counted_key;
+
+TEST_P(Ctx, ValuesAreFoundThroughThreeLevelsNearestFirst) {
+  run_fibers([&] {
+    const colony::Context root = colony::background();
+    EXPECT_EQ(root.value(user_key), nullptr);
+    auto c1 = colony::with_value(root, user_key, "ann");  // std::string from the key's type
+    auto c2 = colony::with_value(c1, depth_key, 2);
+    auto c3 = colony::with_value(c2, user_key, std::string("bob"));  // shadows c1's
+    ASSERT_NE(c3.value(user_key), nullptr);
+    EXPECT_EQ(*c3.value(user_key), "bob") << "the nearest value wins";
+    EXPECT_EQ(*c2.value(user_key), "ann") << "a child's value is not seen by its parent";
+    EXPECT_EQ(*c1.value(user_key), "ann");
+    ASSERT_NE(c3.value(depth_key), nullptr);
+    EXPECT_EQ(*c3.value(depth_key), 2);
+    EXPECT_EQ(c1.value(depth_key), nullptr) << "set below c1, not above";
+    EXPECT_EQ(c3.value(trace_key), nullptr) << "same value type, another key: no collision";
+    auto c4 = colony::with_value(c3, trace_key, "t-1");
+    EXPECT_EQ(*c4.value(trace_key), "t-1");
+    EXPECT_EQ(*c4.value(user_key), "bob");
+    EXPECT_EQ(root.value(trace_key), nullptr);
+    // The pointer stays valid through copies of the context; the value is not copied per
+    // lookup.
+    colony::Context copy = c4;
+    EXPECT_EQ(copy.value(trace_key), c4.value(trace_key));
+  });
+}
+
+TEST_P(Ctx, ValuesAreSeenByCancelAndTimeoutChildren) {
+  run_fibers([&] {
+    auto v = colony::with_value(colony::background(), user_key, "ann");
+    auto [cc, cancel] = colony::with_cancel(v);
+    auto [tc, cancel_t] = colony::with_timeout(cc, 1h);
+    auto [dc, cancel_d] = colony::with_deadline(tc, std::chrono::system_clock::now() + 1h);
+    auto deeper = colony::with_value(dc, depth_key, 4);
+    for (const colony::Context* c : {&cc, &tc, &dc, &deeper}) {
+      ASSERT_NE(c->value(user_key), nullptr);
+      EXPECT_EQ(*c->value(user_key), "ann");
+    }
+    EXPECT_EQ(*deeper.value(depth_key), 4);
+    EXPECT_EQ(dc.value(depth_key), nullptr);
+    // A Group's context derives from its parent: it sees the values too.
+    colony::Group g(deeper);
+    std::string seen;
+    g.go([&](const colony::Context& ctx) {
+      if (const std::string* u = ctx.value(user_key)) seen = *u;
+    });
+    g.wait();
+    EXPECT_EQ(seen, "ann");
+    cancel();
+    EXPECT_EQ(deeper.err(), context_errc::canceled);
+    EXPECT_EQ(*deeper.value(user_key), "ann") << "values outlive cancellation";
+  });
+}
+
+TEST_P(Ctx, ValueContextsShareTheirParentsCancellation) {
+  run_fibers([&] {
+    auto [parent, cancel] = colony::with_timeout(colony::background(), 1h);
+    auto v = colony::with_value(parent, depth_key, 1);
+    auto vv = colony::with_value(v, user_key, "x");
+    EXPECT_TRUE(vv.done() == parent.done()) << "a value context's done() is its parent's";
+    EXPECT_EQ(vv.deadline(), parent.deadline());
+    EXPECT_FALSE(vv.is_done());
+    auto [child, cancel_child] = colony::with_cancel(vv);
+    auto waiter = colony::spawn([c = vv] { return c.done().recv().has_value(); });
+    std::atomic<bool> thread_saw{false};
+    colony::WaitGroup thread_done;
+    thread_done.add(1);
+    std::thread t([&, c = child] {
+      thread_saw = !c.done().recv().has_value();  // blocks this thread until closed
+      thread_done.done();
+    });
+    colony::this_fiber::sleep_for(1ms);
+    cancel();
+    EXPECT_FALSE(waiter.get());
+    thread_done.wait();
+    t.join();
+    EXPECT_TRUE(thread_saw.load());
+    EXPECT_EQ(vv.err(), context_errc::canceled);
+    EXPECT_EQ(child.err(), context_errc::canceled);
+    // after_func on a value context runs when the parent is cancelled.
+    auto [p2, cancel2] = colony::with_cancel(colony::background());
+    std::atomic<int> ran{0};
+    auto stop = colony::after_func(colony::with_value(p2, depth_key, 2), [&] { ++ran; });
+    cancel2();
+    EXPECT_EQ(ran.load(), 1);
+    EXPECT_FALSE(stop());
+    // On background(): never done, and no deadline.
+    auto bv = colony::with_value(colony::background(), depth_key, 3);
+    EXPECT_FALSE(bv.is_done());
+    EXPECT_FALSE(bv.deadline().has_value());
+  });
+}
+
+TEST_P(Ctx, ValuesAreDestroyedWithTheLastContext) {
+  run_fibers([&] {
+    const int before = Counted::live.load();
+    {
+      colony::Context keep;
+      {
+        auto v = colony::with_value(colony::background(), counted_key, Counted(7));
+        EXPECT_EQ(Counted::live.load(), before + 1) << "stored once (moved in)";
+        auto [c, cancel] = colony::with_cancel(v);
+        keep = c;
+        cancel();
+      }
+      EXPECT_EQ(Counted::live.load(), before + 1) << "a derived context keeps the value";
+      ASSERT_NE(keep.value(counted_key), nullptr);
+      EXPECT_EQ(keep.value(counted_key)->v, 7);
+    }
+    EXPECT_EQ(Counted::live.load(), before);
   });
 }
 

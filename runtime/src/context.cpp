@@ -157,7 +157,7 @@ std::function<void()> canceller(const std::shared_ptr<detail::ContextState>& c) 
 
 std::pair<Context, std::function<void()>> with_cancel(const Context& parent) {
   auto c = make_child(parent.st_);
-  return {Context(c), canceller(c)};
+  return {Context(c, parent.vals_), canceller(c)};
 }
 
 std::pair<Context, std::function<void()>> with_deadline(const Context& parent,
@@ -178,7 +178,7 @@ std::pair<Context, std::function<void()>> with_deadline(const Context& parent,
     c->timer_armed = true;
     sched::add_timer(&c->timer);
   }
-  return {Context(c), canceller(c)};
+  return {Context(c, parent.vals_), canceller(c)};
 }
 
 std::pair<Context, std::function<void()>> with_timeout(const Context& parent,

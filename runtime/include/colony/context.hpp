@@ -8,6 +8,12 @@
 // A Context is a handle (copies share the state) and safe to use from any fiber or thread.
 // Cancelling a context cancels all contexts derived from it; done() is a channel closed at
 // cancellation, usable in select; err() says why (an std::error_code of category "context").
+//
+// Values (Go's context.WithValue), with typed keys: two libraries cannot collide, no cast:
+//
+//   inline const colony::ContextKey<std::string> request_id;   // one object per key
+//   colony::Context ctx = colony::with_value(parent, request_id, std::string("r-17"));
+//   if (const std::string* id = ctx.value(request_id)) ...     // nullptr if nobody set it
 #pragma once
 
 #include <chrono>
@@ -17,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -35,7 +42,44 @@ inline std::error_code make_error_code(context_errc e) noexcept {
 
 namespace detail {
 struct ContextState;
+struct ContextValue;
 }
+
+// ContextKey<T>: a key for with_value / Context::value whose values are T. Keys are compared by
+// identity (the object's address), as Go recommends an unexported key type per package: make
+// one object per key (a namespace-scope `inline const` variable, or a static member) and keep
+// it alive as long as contexts may be looked up with it. Neither copyable nor movable.
+template <class T>
+class ContextKey {
+  static_assert(std::is_object_v<T> && !std::is_array_v<T>,
+                "colony::ContextKey<T>: T must be an object type (store a pointer for a "
+                "reference, a std::array for an array)");
+
+ public:
+  constexpr ContextKey() noexcept = default;
+  ContextKey(const ContextKey&) = delete;
+  ContextKey& operator=(const ContextKey&) = delete;
+
+ private:
+  // A writable byte: no linker folds two keys together as identical read-only constants.
+  mutable char unique_ = 0;
+};
+
+namespace detail {
+// ContextValue: one with_value, in a chain that ends at the nearest ancestor's value. Immutable
+// once made; shared by every context derived from it, freed with the last one.
+struct ContextValue {
+  const void* key;                             // the ContextKey's address
+  std::shared_ptr<const ContextValue> parent;  // the next value up, or null
+};
+template <class T>
+struct ContextValueOf : ContextValue {
+  template <class V>
+  ContextValueOf(const void* k, std::shared_ptr<const ContextValue> p, V&& v)
+      : ContextValue{k, std::move(p)}, value(std::forward<V>(v)) {}
+  T value;
+};
+}  // namespace detail
 
 class Context {
  public:
@@ -48,6 +92,15 @@ class Context {
   bool is_done() const { return static_cast<bool>(err()); }
   // deadline: when it will be cancelled on its own, if it has a deadline.
   std::optional<std::chrono::steady_clock::time_point> deadline() const noexcept;
+  // value: the value with_value set for `key` on this context or the nearest ancestor that set
+  // one; nullptr if none did (Go's ctx.Value(key), typed). The pointer is valid while this
+  // context, or any context derived from the one that set it, lives. O(number of values above).
+  template <class T>
+  const T* value(const ContextKey<T>& key) const noexcept {
+    for (const detail::ContextValue* v = vals_.get(); v; v = v->parent.get())
+      if (v->key == &key) return &static_cast<const detail::ContextValueOf<T>*>(v)->value;
+    return nullptr;
+  }
 
  private:
   friend Context background();
@@ -55,8 +108,15 @@ class Context {
   friend std::pair<Context, std::function<void()>> with_deadline(
       const Context&, std::chrono::steady_clock::time_point);
   friend std::function<bool()> after_func(const Context&, std::function<void()>);
-  explicit Context(std::shared_ptr<detail::ContextState> s) : st_(std::move(s)) {}
+  template <class T>
+  friend Context with_value(const Context&, const ContextKey<T>&, std::type_identity_t<T>);
+  explicit Context(std::shared_ptr<detail::ContextState> s,
+                   std::shared_ptr<const detail::ContextValue> v = nullptr)
+      : st_(std::move(s)), vals_(std::move(v)) {}
+  // st_: cancellation, deadline, done (a value context shares its parent's). vals_: the
+  // nearest value, null for a context under which with_value was never called.
   std::shared_ptr<detail::ContextState> st_;
+  std::shared_ptr<const detail::ContextValue> vals_;
 };
 
 // background: the root context, never cancelled.
@@ -84,6 +144,19 @@ template <class Rep, class Period>
 std::pair<Context, std::function<void()>> with_timeout(const Context& parent,
                                                       std::chrono::duration<Rep, Period> d) {
   return with_timeout(parent, sched::saturate(d));
+}
+
+// with_value: a child of parent that carries `value` for `key` (Go's context.WithValue). It has
+// no cancel function and no state of its own: its done(), err() and deadline() are the parent's
+// (done() is the same channel), so it is cancelled exactly when the parent is. value(key) on it,
+// or on any context derived from it (with_cancel, with_timeout, another with_value, a Group's),
+// finds `value`, unless a nearer with_value set the same key. The value is moved (or copied)
+// in once, never modified, and destroyed with the last context that refers to it. As Go says:
+// use values for request-scoped data that crosses APIs, not to pass optional parameters.
+template <class T>
+Context with_value(const Context& parent, const ContextKey<T>& key, std::type_identity_t<T> value) {
+  return Context(parent.st_,
+                 std::make_shared<detail::ContextValueOf<T>>(&key, parent.vals_, std::move(value)));
 }
 
 // after_func: arranges for f() to run once ctx is done (Go 1.21's context.AfterFunc); runs it at
