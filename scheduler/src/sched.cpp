@@ -207,6 +207,8 @@ std::string_view to_string(WaitReason r) noexcept {
     case WaitReason::future: return "future wait";
     case WaitReason::chan_receive: return "chan receive";
     case WaitReason::chan_send: return "chan send";
+    case WaitReason::chan_receive_nil: return "chan receive (nil chan)";
+    case WaitReason::chan_send_nil: return "chan send (nil chan)";
     case WaitReason::select: return "select";
     case WaitReason::select_no_cases: return "select (no cases)";
     case WaitReason::mutex: return "mutex";

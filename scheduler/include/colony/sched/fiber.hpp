@@ -40,6 +40,8 @@ enum class WaitReason : std::uint8_t {
   future,
   chan_receive,
   chan_send,
+  chan_receive_nil,  // a receive on a nil channel: never woken (only unwound at shutdown)
+  chan_send_nil,     // a send on a nil channel: likewise
   select,
   select_no_cases,
   mutex,
