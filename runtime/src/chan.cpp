@@ -1,8 +1,9 @@
 // Channels and select: the type-independent parts (closing, parking, the select algorithm).
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <mutex>
-#include <thread>
+#include <stdexcept>
 #include <vector>
 
 #include "colony/chan.hpp"
@@ -23,7 +24,9 @@ const char* to_string(ChanStatus s) noexcept {
 
 namespace detail {
 
-void close_core(ChanCore& c) {
+void close_core(ChanCore* core) {
+  if (!core) throw std::logic_error("colony::Chan: close of nil channel");
+  ChanCore& c = *core;
   sched::WaitList woken;
   {
     std::lock_guard<sched::SpinLock> lk(c.lock);
@@ -56,6 +59,28 @@ bool park_on(ChanCore& c, sched::Waiter& w, sched::WaitReason r, std::int64_t de
 
 namespace {
 
+// block_forever: Go's block(), for `select {}` and a nil channel. A fiber parks with nothing to
+// wake it (deadlock detection sees a parked fiber; shutdown unwinds it with FiberUnwind). A plain
+// thread blocks on a futex word nobody wakes, counted asleep as any deadline-free colony wait is.
+[[noreturn]] void block_forever(sched::WaitReason r) {
+  if (sched::current_g()) {
+    for (;;) sched::park(nullptr, nullptr, r);
+  }
+  std::atomic<std::uint32_t> never{0};
+  sched::outside_thread_slept();
+  for (;;) sched::futex_wait(&never, 0);
+}
+
+}  // namespace
+
+ChanStatus nil_wait(sched::WaitReason r, std::int64_t deadline_ns) {
+  if (deadline_ns < 0) block_forever(r);
+  sched::sleep_until_ns(deadline_ns);
+  return ChanStatus::timeout;
+}
+
+namespace {
+
 std::uint64_t select_rand() noexcept {
   // Per-thread state, read and written without a switch in between.
   static thread_local std::uint64_t s = 0;
@@ -84,11 +109,8 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default,
                         std::int64_t deadline_ns, ChanStatus* status) {
   if (n == 0) {
     if (has_default) return n;
-    if (deadline_ns < 0) {
-      // select {}: block forever (a fiber parks until shutdown unwinds it).
-      if (sched::current_g()) sched::park(nullptr, nullptr, sched::WaitReason::select_no_cases);
-      for (;;) std::this_thread::sleep_for(std::chrono::hours(24));
-    }
+    // select {} (or every case on a nil channel): block forever.
+    if (deadline_ns < 0) block_forever(sched::WaitReason::select_no_cases);
     sched::sleep_until_ns(deadline_ns);
     return n + 1;
   }

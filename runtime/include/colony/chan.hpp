@@ -5,12 +5,21 @@
 //   std::optional<int> v = ch.recv();  // parks while empty; nullopt once closed and drained
 //   ch.close();                        // wakes every receiver; parked senders throw
 //   for (int x : ch) ...               // receives until closed and drained
+//   ch = nullptr;                      // Go's `ch = nil`: blocks for ever, select skips it
 //
 // A Chan is a handle: copies refer to the same channel (like a Go chan value), and its
 // operations are const (they act on the shared channel, not on the handle). Operations park
 // a fiber (never its thread) and block a plain OS thread; both may use one channel at once.
 // Sending on a closed channel and closing one twice throw colony::ChannelClosed (Go panics).
 // The try_/_for/_until forms return a ChanStatus instead of blocking past their deadline.
+//
+// Nil channels (Go's `var ch chan T`, or `ch = nil` to disable a select case): a Chan made from,
+// or assigned, nullptr is nil; copies of it are nil and all nil channels compare equal (and equal
+// to nullptr). It owns no channel. send and recv block for ever (a fiber parks until shutdown
+// unwinds it; deadlock detection counts it as blocked, as Go does); the _for/_until forms wait
+// for the deadline and return timeout; try_send returns full, try_recv empty; close throws
+// std::logic_error (Go panics); size and capacity are 0; a select never chooses a nil case.
+// Unlike Go's zero value, a default-constructed Chan<T> is an unbuffered channel, not nil.
 //
 // Semantics follow Go's chan.go: a send to a parked receiver copies straight into it and makes
 // it the next fiber to run on the sender's processor (runnext); likewise a receive from a parked
@@ -21,6 +30,7 @@
 #pragma once
 
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -119,8 +129,15 @@ class ChanState : public ChanCore {
 };
 
 // close_core: marks closed and wakes every parked receiver (result closed, slot left empty) and
-// sender (result closed: its send throws). Throws ChannelClosed if already closed.
-void close_core(ChanCore& c);
+// sender (result closed: its send throws). Throws ChannelClosed if already closed, and
+// std::logic_error if c is null (a nil channel).
+void close_core(ChanCore* c);
+
+// nil_wait: a send or receive (reason chan_send_nil / chan_receive_nil) on a nil channel, which
+// nothing can complete. deadline_ns >= 0: waits until then (a fiber sleeps, a thread blocks) and
+// returns timeout. deadline_ns < 0: never returns; a fiber parks until shutdown unwinds it
+// (FiberUnwind), a plain thread blocks for good, counted asleep by deadlock detection.
+[[gnu::cold]] ChanStatus nil_wait(sched::WaitReason r, std::int64_t deadline_ns);
 
 // Parks the caller on `w`, already linked into one of c's queues with c.lock held; returns
 // with the lock released. deadline_ns < 0: no deadline. Returns false on timeout.
@@ -147,6 +164,12 @@ class Chan {
   // Chan: a channel with `capacity` buffer slots; 0 (the default) makes it unbuffered.
   explicit Chan(std::size_t capacity = 0)
       : st_(std::make_shared<detail::ChanState<T>>(capacity)) {}
+  // Chan(nullptr): a nil channel (see the top of the file); allocates nothing. Also what makes
+  // `ch = nullptr` and `ch == nullptr` work. Only nullptr itself: a literal 0 still means
+  // capacity 0 (`Chan<int> ch(0)`), and `ch = 0` / `ch == 0` do not compile.
+  template <class N>
+    requires std::same_as<N, std::nullptr_t>
+  Chan(N) noexcept {}
 
   // send: delivers v, parking while the channel is full (or, unbuffered, until a receiver
   // takes it). Throws ChannelClosed if the channel is or becomes closed.
@@ -176,6 +199,8 @@ class Chan {
   }
   // try_recv: never blocks. success (value in out), empty, or closed (and drained).
   ChanStatus try_recv(T& out) const {
+    if (!st_) [[unlikely]]
+      return ChanStatus::empty;  // nil: never ready
     std::optional<T> v;
     ChanStatus s;
     sched::Waiter* wake = nullptr;
@@ -198,20 +223,30 @@ class Chan {
   }
 
   // close: no more sends; receivers drain the buffer, then get nullopt / closed. Parked senders
-  // throw ChannelClosed. Closing twice throws ChannelClosed.
-  void close() const { detail::close_core(*st_); }
+  // throw ChannelClosed. Closing twice throws ChannelClosed; closing a nil channel throws
+  // std::logic_error.
+  void close() const { detail::close_core(st_.get()); }
+  // is_closed: whether close() was called (false for a nil channel).
   bool is_closed() const {
+    if (!st_) [[unlikely]]
+      return false;
     std::lock_guard<sched::SpinLock> lk(st_->lock);
     return st_->closed;
   }
-  // size: values buffered now; capacity: buffer slots (0: unbuffered).
+  // size: values buffered now; capacity: buffer slots (0: unbuffered). Both 0 for a nil channel.
   std::size_t size() const {
+    if (!st_) [[unlikely]]
+      return 0;
     std::lock_guard<sched::SpinLock> lk(st_->lock);
     return st_->count;
   }
-  std::size_t capacity() const noexcept { return st_->cap; }
+  std::size_t capacity() const noexcept { return st_ ? st_->cap : 0; }
 
+  // Handles are equal when they refer to the same channel, or are both nil.
   friend bool operator==(const Chan& a, const Chan& b) noexcept { return a.st_ == b.st_; }
+  template <class N>
+    requires std::same_as<N, std::nullptr_t>
+  friend bool operator==(const Chan& a, N) noexcept { return a.st_ == nullptr; }
 
   // Range-for: receives until the channel is closed and drained.
   class iterator {
@@ -236,11 +271,13 @@ class Chan {
   iterator begin() const { return iterator(this); }
   iterator end() const { return iterator(); }
 
-  // For select (colony/select.hpp).
-  detail::ChanState<T>& state() const noexcept { return *st_; }
+  // For select (colony/select.hpp): the channel, or nullptr for a nil channel.
+  detail::ChanState<T>* state() const noexcept { return st_.get(); }
 
  private:
   ChanStatus try_send_ref(T& v) const {
+    if (!st_) [[unlikely]]
+      return ChanStatus::full;  // nil: never ready
     sched::Waiter* wake = nullptr;
     ChanStatus s;
     {
@@ -252,6 +289,8 @@ class Chan {
   }
 
   ChanStatus send_impl(T& v, std::int64_t deadline_ns) const {
+    if (!st_) [[unlikely]]
+      return detail::nil_wait(sched::WaitReason::chan_send_nil, deadline_ns);
     detail::ChanState<T>& c = *st_;
     sched::Waiter* wake = nullptr;
     c.lock.lock();
@@ -270,6 +309,8 @@ class Chan {
   }
 
   ChanStatus recv_impl(std::optional<T>& out, std::int64_t deadline_ns) const {
+    if (!st_) [[unlikely]]
+      return detail::nil_wait(sched::WaitReason::chan_receive_nil, deadline_ns);
     detail::ChanState<T>& c = *st_;
     sched::Waiter* wake = nullptr;
     c.lock.lock();
@@ -294,7 +335,7 @@ class Chan {
     return s;
   }
 
-  std::shared_ptr<detail::ChanState<T>> st_;
+  std::shared_ptr<detail::ChanState<T>> st_;  // null: a nil channel
 };
 
 }  // namespace colony

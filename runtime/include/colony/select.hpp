@@ -11,6 +11,10 @@
 // chosen uniformly at random. With on_default, never blocks; with on_timeout, gives up after the
 // duration. A select with no case at all blocks forever, like Go's `select {}`. Sending on a
 // closed channel throws ChannelClosed, as Chan::send does.
+//
+// A case on a nil channel (Chan<T> = nullptr) is never chosen, as in Go: set a channel to nullptr
+// to turn its case off. With only nil cases, the select takes on_default, else on_timeout, else
+// blocks forever like `select {}`.
 #pragma once
 
 #include <chrono>
@@ -81,13 +85,23 @@ template <class F> struct is_default_case<DefaultCase<F>> : std::true_type {};
 template <class C> struct is_timeout_case : std::false_type {};
 template <class F> struct is_timeout_case<TimeoutCase<F>> : std::true_type {};
 
+// describe: the case as select_impl sees it; false (nothing written) for a nil channel, whose
+// case is left out.
 template <class T, class F>
-void describe(RecvCase<T, F>& c, SelectCase& out) {
-  out = {&c.ch.state(), false, &c.slot, &select_try_op<T>};
+bool describe(RecvCase<T, F>& c, SelectCase& out) {
+  ChanState<T>* st = c.ch.state();
+  if (!st) [[unlikely]]
+    return false;
+  out = {st, false, &c.slot, &select_try_op<T>};
+  return true;
 }
 template <class T, class F>
-void describe(SendCase<T, F>& c, SelectCase& out) {
-  out = {&c.ch.state(), true, &c.value, &select_try_op<T>};
+bool describe(SendCase<T, F>& c, SelectCase& out) {
+  ChanState<T>* st = c.ch.state();
+  if (!st) [[unlikely]]
+    return false;
+  out = {st, true, &c.value, &select_try_op<T>};
+  return true;
 }
 
 template <class T, class F>
@@ -136,15 +150,14 @@ std::size_t select(Cases&&... cases) {
   auto all = std::forward_as_tuple(cases...);
   detail::SelectCase descs[kChan > 0 ? kChan : 1];
   std::size_t arg_of[kChan > 0 ? kChan : 1] = {};  // channel case -> argument position
+  std::size_t n = 0;                               // channel cases, less those on nil channels
   std::int64_t deadline = -1;
   std::size_t default_arg = 0, timeout_arg = 0;
   {
-    std::size_t k = 0;
     auto visit = [&](auto& c, std::size_t pos) {
       using C = std::decay_t<decltype(c)>;
       if constexpr (detail::is_chan_case<C>::value) {
-        detail::describe(c, descs[k]);
-        arg_of[k++] = pos;
+        if (detail::describe(c, descs[n])) arg_of[n++] = pos;
       } else if constexpr (detail::is_default_case<C>::value) {
         default_arg = pos;
       } else {
@@ -157,8 +170,8 @@ std::size_t select(Cases&&... cases) {
     }(std::index_sequence_for<Cases...>{});
   }
   ChanStatus status = ChanStatus::success;
-  const std::size_t chosen = detail::select_impl(descs, kChan, kDefault > 0, deadline, &status);
-  const std::size_t arg = chosen < kChan ? arg_of[chosen] : chosen == kChan ? default_arg : timeout_arg;
+  const std::size_t chosen = detail::select_impl(descs, n, kDefault > 0, deadline, &status);
+  const std::size_t arg = chosen < n ? arg_of[chosen] : chosen == n ? default_arg : timeout_arg;
   auto dispatch = [&](auto& c, std::size_t pos) {
     if (pos != arg) return;
     using C = std::decay_t<decltype(c)>;
