@@ -2,6 +2,7 @@
 // deadlock is reported with the fiber dump, and nothing that can still make progress (a timer,
 // a time-out, a thread outside the runtime) is mistaken for one.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -86,6 +87,25 @@ TEST_P(Deadlock, SelectWithAllCasesBlocked) {
                    colony::on_recv(b, [](std::optional<int>) {}));
   });
   EXPECT_TRUE(contains(r, "select")) << r;
+}
+
+// A nil channel blocks for ever: Go reports "chan receive (nil chan)" and friends.
+TEST_P(Deadlock, ReceiveOnNilChannel) {
+  std::string r = expect_deadlock([] {
+    Chan<int> nil = nullptr;
+    (void)nil.recv();
+  });
+  EXPECT_TRUE(contains(r, "[chan receive (nil chan)")) << r;
+}
+
+TEST_P(Deadlock, SendOnNilChannelAndSelectOnNilCasesOnly) {
+  std::string r = expect_deadlock([] {
+    Chan<int> nil = nullptr;
+    colony::go([nil] { nil.send(1); });
+    colony::select(colony::on_recv(nil), colony::on_send(nil, 2));  // Go: select (no cases)
+  });
+  EXPECT_TRUE(contains(r, "[chan send (nil chan)")) << r;
+  EXPECT_TRUE(contains(r, "[select (no cases)")) << r;
 }
 
 TEST_P(Deadlock, LockOrderInversionBetweenFibers) {
@@ -247,6 +267,21 @@ TEST(DeadlockDeathTest, DefaultAborts) {
     (void)ch.recv();
   }),
                "all fibers are asleep - deadlock!(.|\n)*chan receive");
+}
+
+// A plain thread blocked on a nil channel is asleep for good, and counted so: the runtime whose
+// only fiber waits on a nil channel too is reported. (In a child process: the thread never
+// ends. The alarm turns a missed report into a failure instead of a hang.)
+TEST(DeadlockDeathTest, PlainThreadBlockedOnNilChannelCountsAsAsleep) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        ::alarm(10);
+        Chan<int> nil = nullptr;
+        std::thread([nil] { (void)nil.recv(); }).detach();
+        colony::run([nil] { nil.send(1); });
+      },
+      "all fibers are asleep - deadlock!(.|\n)*chan send \\(nil chan\\)");
 }
 
 // detect_deadlocks = false. The setup looks dead until a thread ends it, which is vouched for as
