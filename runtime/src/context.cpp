@@ -54,7 +54,8 @@ struct ContextState {
   Chan<std::monostate> done;
   std::optional<std::chrono::steady_clock::time_point> deadline;
   sched::SpinLock lock;
-  std::error_code err;                              // (lock)
+  std::error_code err;                              // (lock) set once, then never changed
+  std::atomic<bool> ended{false};                   // err is set (stored after it, under lock)
   std::vector<std::weak_ptr<ContextState>> children;  // (lock)
   std::list<std::shared_ptr<AfterFunc>> after;        // after_func registrations (lock)
   sched::Timer timer;                               // armed for a deadline
@@ -93,6 +94,7 @@ struct ContextState {
       std::lock_guard<sched::SpinLock> lk(lock);
       if (err) return false;
       err = e;
+      ended.store(true, std::memory_order_release);
       kids.swap(children);
       m.funcs.swap(after);
       for (auto& f : m.funcs) f->linked = false;
@@ -123,7 +125,9 @@ Context::Context() : Context(background()) {}
 
 const Chan<std::monostate>& Context::done() const noexcept { return st_->done; }
 std::error_code Context::err() const {
-  std::lock_guard<sched::SpinLock> lk(st_->lock);
+  // No lock: err is written once, before `ended`; a live context costs one load (the
+  // context-aware waits of sync.cpp call this on every acquire).
+  if (!st_->ended.load(std::memory_order_acquire)) return {};
   return st_->err;
 }
 std::optional<std::chrono::steady_clock::time_point> Context::deadline() const noexcept {
