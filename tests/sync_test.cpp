@@ -969,6 +969,280 @@ TEST_P(Sync, SemaphoreMisuseThrows) {
 }
 
 // =============================================================================================
+// Context-aware waits: Semaphore::acquire(ctx, n), WaitGroup::wait(ctx)
+
+using colony::context_errc;
+
+// OnThread: runs f on a plain OS thread; wait() parks the calling fiber until f has returned
+// (joining at once would block the processor), then joins.
+class OnThread {
+ public:
+  template <class F>
+  explicit OnThread(F f) {
+    done_.add(1);
+    t_ = std::thread([this, f = std::move(f)]() mutable {
+      f();
+      done_.done();
+    });
+  }
+  void wait() {
+    done_.wait();
+    t_.join();
+  }
+  ~OnThread() {
+    if (t_.joinable()) wait();
+  }
+
+ private:
+  colony::WaitGroup done_;
+  std::thread t_;
+};
+
+// queued: yields until sem has a queued waiter: with a unit free, try_acquire fails only
+// because someone waits (or 10 s pass). Works for thread waiters, which wait_parked cannot see.
+bool queued(colony::Semaphore& sem) {
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (sem.try_acquire(1)) {
+    sem.release(1);
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    colony::this_fiber::sleep_for(100us);
+  }
+  return true;
+}
+
+TEST_P(Sync, SemaphoreAcquireWithContextFromFibers) {
+  run_fibers([&] {
+    colony::Semaphore sem(2);
+    EXPECT_FALSE(sem.acquire(colony::background(), 2)) << "free units: no error";
+    // Cancelled while waiting: canceled, and nothing is taken.
+    auto [ctx, cancel] = colony::with_cancel(colony::background());
+    auto waiter = colony::spawn([&sem, c = ctx] { return sem.acquire(c, 1); });
+    ASSERT_TRUE(wait_parked(R::semaphore, 1));
+    cancel();
+    EXPECT_EQ(waiter.get(), context_errc::canceled);
+    sem.release(2);
+    EXPECT_TRUE(sem.try_acquire(2)) << "the cancelled request kept units";
+    sem.release(2);
+    // Already done: fails at once even though the units are free (x/sync since v0.5.0).
+    EXPECT_EQ(sem.acquire(ctx, 1), context_errc::canceled);
+    EXPECT_TRUE(sem.try_acquire(2));
+    // A deadline: deadline_exceeded, after it.
+    auto t0 = std::chrono::steady_clock::now();
+    auto [tctx, tcancel] = colony::with_timeout(colony::background(), 20ms);
+    EXPECT_EQ(sem.acquire(tctx, 1), context_errc::deadline_exceeded);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 20ms);
+    sem.release(2);
+    EXPECT_TRUE(sem.try_acquire(2)) << "the timed-out request kept units";
+    // Released before the context ends: acquired, no error.
+    auto [lctx, lcancel] = colony::with_timeout(colony::background(), 1h);
+    auto got = colony::spawn([&sem, c = lctx] { return sem.acquire(c, 2); });
+    ASSERT_TRUE(wait_parked(R::semaphore, 1));
+    sem.release(2);
+    EXPECT_FALSE(got.get());
+    EXPECT_FALSE(sem.try_acquire(1)) << "the successful request holds both units";
+    sem.release(2);
+    EXPECT_THROW((void)sem.acquire(lctx, -1), std::invalid_argument);
+  });
+}
+
+TEST_P(Sync, SemaphoreAcquireWithContextLargerThanSizeWaitsForTheContext) {
+  run_fibers([&] {
+    colony::Semaphore sem(3);
+    auto [ctx, cancel] = colony::with_cancel(colony::background());
+    std::atomic<bool> returned{false};
+    auto big = colony::spawn([&, c = ctx] {
+      auto e = sem.acquire(c, 4);  // can never succeed: no throw, waits for c
+      returned = true;
+      return e;
+    });
+    ASSERT_TRUE(wait_parked(R::chan_receive, 1));  // on ctx.done(), outside the queue
+    EXPECT_TRUE(sem.try_acquire(3)) << "a doomed request blocks the others";
+    sem.release(3);
+    colony::this_fiber::sleep_for(5ms);
+    EXPECT_FALSE(returned.load());
+    cancel();
+    EXPECT_EQ(big.get(), context_errc::canceled);
+    auto [tctx, tcancel] = colony::with_timeout(colony::background(), 10ms);
+    EXPECT_EQ(sem.acquire(tctx, 4), context_errc::deadline_exceeded);
+    EXPECT_TRUE(sem.try_acquire(3));
+    sem.release(3);
+  });
+}
+
+TEST_P(Sync, SemaphoreWaiterThatGivesUpLetsTheNextOneIn) {
+  run_fibers([&] {
+    colony::Semaphore sem(4);
+    sem.acquire(3);  // 1 free
+    auto [ctx, cancel] = colony::with_cancel(colony::background());
+    auto big = colony::spawn([&sem, c = ctx] { return sem.acquire(c, 2); });
+    ASSERT_TRUE(wait_parked(R::semaphore, 1));
+    std::atomic<bool> small_done{false};
+    auto small = colony::spawn([&] {
+      auto e = sem.acquire(colony::background(), 1);  // fits, but queues behind the big one
+      small_done = true;
+      return e;
+    });
+    ASSERT_TRUE(wait_parked(R::semaphore, 2));
+    colony::this_fiber::sleep_for(5ms);
+    EXPECT_FALSE(small_done.load()) << "the small request overtook the big one";
+    cancel();
+    EXPECT_EQ(big.get(), context_errc::canceled);
+    EXPECT_FALSE(small.get()) << "the head gave up: the next waiter is served";
+    EXPECT_FALSE(sem.try_acquire(1));
+    sem.release(4);
+    // The same with a deadline, and a context waiter behind it.
+    sem.acquire(3);
+    auto [tctx, tcancel] = colony::with_timeout(colony::background(), 20ms);
+    auto big2 = colony::spawn([&sem, c = tctx] { return sem.acquire(c, 2); });
+    ASSERT_TRUE(wait_parked(R::semaphore, 1));
+    auto [lctx, lcancel] = colony::with_cancel(colony::background());
+    auto small2 = colony::spawn([&sem, c = lctx] { return sem.acquire(c, 1); });
+    EXPECT_EQ(big2.get(), context_errc::deadline_exceeded);
+    EXPECT_FALSE(small2.get());
+    sem.release(4);
+    EXPECT_TRUE(sem.try_acquire(4));
+    sem.release(4);
+  });
+}
+
+TEST_P(Sync, SemaphoreAcquireWithContextFromPlainThreads) {
+  run_fibers([&] {
+    colony::Semaphore sem(3);
+    sem.acquire(2);  // 1 free: a request of 2 queues, and queued() can see it
+    std::error_code got;
+    // Cancelled by a fiber while a thread waits: nothing taken.
+    auto [ctx, cancel] = colony::with_cancel(colony::background());
+    {
+      OnThread t([&, c = ctx] { got = sem.acquire(c, 2); });
+      ASSERT_TRUE(queued(sem));
+      cancel();
+      t.wait();
+    }
+    EXPECT_EQ(got, context_errc::canceled);
+    EXPECT_TRUE(sem.try_acquire(1)) << "the cancelled thread kept units, or is still queued";
+    sem.release(1);
+    // A deadline made on the thread (its timer runs on the default runtime).
+    {
+      OnThread t([&] {
+        auto [tctx, tcancel] = colony::with_timeout(colony::background(), 20ms);
+        got = sem.acquire(tctx, 2);
+      });
+      t.wait();
+    }
+    EXPECT_EQ(got, context_errc::deadline_exceeded);
+    // Larger than the size: waits for the context, outside the queue.
+    auto [bctx, bcancel] = colony::with_cancel(colony::background());
+    std::atomic<bool> returned{false};
+    {
+      OnThread t([&, c = bctx] {
+        got = sem.acquire(c, 4);
+        returned = true;
+      });
+      colony::this_fiber::sleep_for(5ms);
+      EXPECT_FALSE(returned.load());
+      EXPECT_TRUE(sem.try_acquire(1)) << "a doomed request blocks the others";
+      sem.release(1);
+      bcancel();
+      t.wait();
+    }
+    EXPECT_EQ(got, context_errc::canceled);
+    // A thread at the head gives up: the fiber behind it gets in.
+    auto [hctx, hcancel] = colony::with_cancel(colony::background());
+    {
+      OnThread t([&, c = hctx] { got = sem.acquire(c, 2); });
+      ASSERT_TRUE(queued(sem));
+      auto small = colony::spawn([&] { return sem.acquire(colony::background(), 1); });
+      ASSERT_TRUE(wait_parked(R::semaphore, 1));
+      hcancel();
+      t.wait();
+      EXPECT_FALSE(small.get());
+    }
+    EXPECT_EQ(got, context_errc::canceled);
+    sem.release(1);  // the small one's unit: 1 free again
+    // Released by a fiber before the context ends: the thread acquires.
+    auto [lctx, lcancel] = colony::with_timeout(colony::background(), 1h);
+    {
+      OnThread t([&, c = lctx] { got = sem.acquire(c, 2); });
+      ASSERT_TRUE(queued(sem));
+      sem.release(1);
+      t.wait();
+    }
+    EXPECT_FALSE(got) << got.message();
+    sem.release(3);
+    EXPECT_TRUE(sem.try_acquire(3));
+    sem.release(3);
+  });
+}
+
+TEST_P(Sync, WaitGroupWaitWithContext) {
+  run_fibers([&] {
+    colony::WaitGroup wg;
+    EXPECT_FALSE(wg.wait(colony::background())) << "zero: returns at once";
+    auto [ctx, cancel] = colony::with_cancel(colony::background());
+    wg.add(1);
+    auto waiter = colony::spawn([&wg, c = ctx] { return wg.wait(c); });
+    ASSERT_TRUE(wait_parked(R::waitgroup, 1));
+    cancel();
+    EXPECT_EQ(waiter.get(), context_errc::canceled);
+    EXPECT_EQ(wg.count(), 1);
+    EXPECT_EQ(wg.wait(ctx), context_errc::canceled) << "done already, counter above zero";
+    auto t0 = std::chrono::steady_clock::now();
+    auto [tctx, tcancel] = colony::with_timeout(colony::background(), 20ms);
+    EXPECT_EQ(wg.wait(tctx), context_errc::deadline_exceeded);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 20ms);
+    // The counter reaches zero first: no error (several waiters, one with a context).
+    auto [lctx, lcancel] = colony::with_timeout(colony::background(), 1h);
+    auto w1 = colony::spawn([&wg, c = lctx] { return wg.wait(c); });
+    auto w2 = colony::spawn([&wg] { wg.wait(); });
+    ASSERT_TRUE(wait_parked(R::waitgroup, 2));
+    wg.done();
+    EXPECT_FALSE(w1.get());
+    w2.get();
+    EXPECT_FALSE(wg.wait(ctx)) << "zero: no error even with a done context";
+    // The waiters that gave up were uncounted: reuse works.
+    wg.add(2);
+    colony::go([&] { wg.done(); });
+    colony::go([&] { wg.done(); });
+    EXPECT_FALSE(wg.wait(lctx));
+    EXPECT_TRUE(wg.wait_for(0ms));
+  });
+}
+
+TEST_P(Sync, WaitGroupWaitWithContextFromPlainThreads) {
+  run_fibers([&] {
+    colony::WaitGroup wg;
+    wg.add(1);
+    auto [ctx, cancel] = colony::with_cancel(colony::background());
+    std::error_code got;
+    {
+      OnThread t([&, c = ctx] { got = wg.wait(c); });
+      colony::this_fiber::sleep_for(5ms);
+      cancel();
+      t.wait();
+    }
+    EXPECT_EQ(got, context_errc::canceled);
+    {
+      OnThread t([&] {
+        auto [tctx, tcancel] = colony::with_timeout(colony::background(), 20ms);
+        got = wg.wait(tctx);
+      });
+      t.wait();
+    }
+    EXPECT_EQ(got, context_errc::deadline_exceeded);
+    auto [lctx, lcancel] = colony::with_cancel(colony::background());
+    got = context_errc::canceled;
+    {
+      OnThread t([&, c = lctx] { got = wg.wait(c); });
+      colony::this_fiber::sleep_for(5ms);
+      wg.done();
+      t.wait();
+    }
+    EXPECT_FALSE(got) << got.message();
+    EXPECT_TRUE(wg.wait_for(0ms));
+  });
+}
+
+// =============================================================================================
 // Lifetime: an object may be destroyed by whoever sees the last release, even while the
 // releasing call has not returned yet (ASan and TSan catch a releasing call that still touches
 // it). Each round races the release against the destruction; plain threads take part.

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "context_wait.hpp"
 
 namespace colony {
 
@@ -236,6 +237,41 @@ std::function<bool()> after_func(const Context& ctx, std::function<void()> f) {
     return false;
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// ContextWake (context_wait.hpp)
+
+namespace detail {
+
+ContextWake::ContextWake(const Context& ctx, sched::SpinLock& lock, sched::Waiter& w)
+    : lock_(lock), w_(w) {
+  stop_ = after_func(ctx, [this] { fire(); });
+}
+
+void ContextWake::disarm() noexcept {
+  if (!stop_) return;
+  (void)stop_();  // f has not started (and never will), or has returned
+  stop_ = nullptr;
+}
+
+void ContextWake::fire() noexcept {
+  sched::Waiter* wake = nullptr;
+  {
+    std::lock_guard<sched::SpinLock> lk(lock_);
+    fired_ = true;
+    if (w_.linked) {  // parked (or about to): unlink it as its deadline would
+      w_.list->remove(&w_);
+      w_.timed_out = true;
+      wake = &w_;
+    }
+  }
+  if (wake) sched::notify(*wake);
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// Group
 
 Group::Group(const Context& parent) {
   auto [c, cancel] = with_cancel(parent);

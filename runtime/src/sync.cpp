@@ -12,6 +12,10 @@
 // dequeued by a notifier -> give back whatever the notifier granted (a handed-over lock,
 // semaphore units, a read lock, the Mutex's "woken" token).
 //
+// Context-aware waits (WaitGroup::wait(ctx), Semaphore::acquire(ctx, n)) register a
+// ContextWake (context_wait.hpp) before queuing: when the context ends it unlinks the waiter
+// and marks it timed out, so the same guards repair the primitive.
+//
 // Lock order: a primitive's SpinLock is taken before any scheduler lock (sched::notify readies
 // a fiber, which may take Scheduler::lock_), and no SpinLock here is held across a switch.
 // Only CondVar nests: it releases the user's lock (e.g. a Mutex, which takes its own SpinLock)
@@ -21,6 +25,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "colony/context.hpp"
+#include "context_wait.hpp"
 #include "sched.hpp"
 
 namespace colony {
@@ -139,6 +145,22 @@ void WaitGroup::wait() {
 
 bool WaitGroup::wait_until_ns(std::int64_t deadline) {
   if (counter(state_.load(std::memory_order_acquire)) == 0) return true;
+  sched::Waiter w;
+  return queue_and_wait(w, deadline, nullptr);
+}
+
+std::error_code WaitGroup::wait(const Context& ctx) {
+  if (counter(state_.load(std::memory_order_acquire)) == 0) return {};
+  if (std::error_code e = ctx.err()) return e;
+  sched::Waiter w;
+  detail::ContextWake wake(ctx, lock_, w);  // before lock_: it may fire at once
+  if (queue_and_wait(w, kNoDeadline, &wake)) return {};
+  return ctx.err();
+}
+
+// queue_and_wait: true if the counter reached zero; false if the deadline passed or the
+// context (wake) ended first.
+bool WaitGroup::queue_and_wait(sched::Waiter& w, std::int64_t deadline, detail::ContextWake* wake) {
   lock_.lock();
   std::uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
@@ -146,7 +168,7 @@ bool WaitGroup::wait_until_ns(std::int64_t deadline) {
       lock_.unlock();
       return true;
     }
-    if (deadline != kNoDeadline && sched::nanotime() >= deadline) {
+    if ((deadline != kNoDeadline && sched::nanotime() >= deadline) || (wake && wake->fired())) {
       lock_.unlock();
       return false;
     }
@@ -154,10 +176,9 @@ bool WaitGroup::wait_until_ns(std::int64_t deadline) {
                                      std::memory_order_acquire))  // count ourselves as waiting
       break;
   }
-  sched::Waiter w;
   waiters_.push_back(&w);
-  // Leaving without being released (timeout, FiberUnwind): still counted, so uncount. The
-  // timer unlinks a timed-out waiter but leaves the count to it.
+  // Leaving without being released (timeout, context, FiberUnwind): still counted, so uncount.
+  // The timer (or the ContextWake) unlinks such a waiter but leaves the count to it.
   struct Uncount {
     WaitGroup* wg;
     sched::Waiter* w;
@@ -172,7 +193,7 @@ bool WaitGroup::wait_until_ns(std::int64_t deadline) {
       wg->state_.fetch_sub(1, std::memory_order_relaxed);
     }
   } guard{this, &w};
-  if (wait_deadline(w, lock_, WaitReason::waitgroup, deadline)) {
+  if (wait_deadline(w, lock_, WaitReason::waitgroup, deadline) && !w.timed_out) {
     guard.armed = false;
     return true;
   }
@@ -821,7 +842,47 @@ bool Semaphore::try_acquire(long n) {
 
 bool Semaphore::acquire_until_ns(long n, std::int64_t deadline) {
   check(n);
+  Queued w;
+  w.n = n;
+  return acquire_queued(w, deadline, nullptr);
+}
+
+// acquire(ctx, n): Go's Weighted.Acquire, step by step (see sync.hpp).
+std::error_code Semaphore::acquire(const Context& ctx, long n) {
+  if (n < 0) check(n);                          // throws
+  if (std::error_code e = ctx.err()) return e;  // done before the call: fail even if free
+  if (n > size_) {                              // doomed: wait for ctx, outside the queue
+    (void)ctx.done().recv();
+    return ctx.err();
+  }
+  {
+    std::lock_guard<sched::SpinLock> lk(lock_);  // the fast path registers nothing
+    if (size_ - cur_ >= n && waiters_.empty()) {
+      cur_ += n;
+      return {};
+    }
+  }
+  Queued w;
+  w.n = n;
+  detail::ContextWake wake(ctx, lock_, w);  // before lock_: it may fire at once
+  if (!acquire_queued(w, kNoDeadline, &wake)) return ctx.err();
+  wake.disarm();
+  if (std::error_code e = ctx.err()) {  // granted as ctx ended: give the units back (as Go)
+    release(n);
+    return e;
+  }
+  return {};
+}
+
+// acquire_queued: takes n = w.n units, queuing w if they are not free; false (nothing taken,
+// the queue repaired) if the deadline passes or the context (wake) ends first.
+bool Semaphore::acquire_queued(Queued& w, std::int64_t deadline, detail::ContextWake* wake) {
+  const long n = w.n;
   lock_.lock();
+  if (wake && wake->fired()) {  // first, as Go checks ctx before the fast path
+    lock_.unlock();
+    return false;
+  }
   if (size_ - cur_ >= n && waiters_.empty()) {
     cur_ += n;
     lock_.unlock();
@@ -831,11 +892,10 @@ bool Semaphore::acquire_until_ns(long n, std::int64_t deadline) {
     lock_.unlock();
     return false;
   }
-  Queued w;
-  w.n = n;
   waiters_.push_back(&w);
   Abandon guard{this, &w};
-  if (!wait_deadline(w, lock_, WaitReason::semaphore, deadline)) return false;  // guard repairs
+  // Not granted: timed out, or the context ended (timed_out too): the guard repairs.
+  if (!wait_deadline(w, lock_, WaitReason::semaphore, deadline) || w.timed_out) return false;
   guard.armed = false;  // granted: grant_locked counted our units
   return true;
 }

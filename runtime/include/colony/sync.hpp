@@ -22,6 +22,11 @@
 // its release only when it has seen, in the same atomic step, that some party is still inside
 // a call (a waiter to wake), e.g. `WaitGroup wg; ...; wg.wait(); }` is safe.
 //
+// Contexts: Semaphore::acquire(ctx, n) and WaitGroup::wait(ctx) also end when a colony::Context
+// is done (cancelled or past its deadline) and then return ctx.err(), as Go's x/sync semaphore
+// does. This header only declares Context (colony/context.hpp includes channels and go.hpp):
+// include colony/context.hpp to make one. Mutex and RWMutex take no context, as in Go.
+//
 // Misuse is an exception, as Go's panics and fatal errors are: std::logic_error for unlocking
 // what is not locked, a negative WaitGroup counter or releasing unheld semaphore units;
 // std::invalid_argument for impossible requests. Objects are neither copyable nor movable, and
@@ -34,6 +39,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 
@@ -43,6 +49,11 @@
 #include "colony/sched/wait.hpp"
 
 namespace colony {
+
+class Context;  // colony/context.hpp
+namespace detail {
+class ContextWake;
+}
 
 namespace sync_detail {
 
@@ -86,6 +97,12 @@ class WaitGroup {
   void done() { add(-1); }
   // wait: blocks (parks a fiber) until the counter is zero; returns at once if it is.
   void wait();
+  // wait(ctx): wait() that gives up when ctx is done: an empty error_code if the counter reached
+  // zero (at once if it is zero, even with ctx done), else ctx.err() (context_errc::canceled or
+  // ::deadline_exceeded). Go has no such method; it is the usual
+  //   go func() { wg.Wait(); close(ch) }(); select { case <-ch: case <-ctx.Done(): }
+  // without the extra goroutine (which would leak while the counter stays above zero).
+  [[nodiscard]] std::error_code wait(const Context& ctx);
   // wait_for / wait_until: wait() with a timeout; true if the counter reached zero, false if the
   // time ran out first.
   template <class Rep, class Period>
@@ -109,6 +126,7 @@ class WaitGroup {
   }
   static std::uint32_t nwaiters(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s); }
   bool wait_until_ns(std::int64_t deadline);
+  bool queue_and_wait(sched::Waiter& w, std::int64_t deadline, detail::ContextWake* wake);
   void release_waiters(long delta);
 
   std::atomic<std::uint64_t> state_{0};
@@ -403,6 +421,15 @@ class Semaphore {
   // acquire: blocks until n units are free (and every earlier waiter served), then takes them.
   // Throws std::invalid_argument if n < 0 or n > size (it could never succeed).
   void acquire(long n = 1);
+  // acquire(ctx, n): x/sync's Acquire(ctx, n), exactly as Go (golang.org/x/sync v0.5.0 and
+  // later, golang/go#63615): an empty error_code once the n units are taken; ctx.err() if ctx
+  // is done first, and then nothing is taken and the waiters behind this one are served as if
+  // it had never queued. A context already done fails at once even if the units are free
+  // (older x/sync acquired then). Units granted while ctx was ending are given back, and the
+  // call fails. A request larger than size() waits for ctx and returns its error (Go does not
+  // panic; it stays out of the queue, so others are not blocked behind it). Throws
+  // std::invalid_argument if n < 0.
+  [[nodiscard]] std::error_code acquire(const Context& ctx, long n = 1);
   // try_acquire: takes n units if they are free and nobody waits; never blocks. Throws as
   // acquire.
   bool try_acquire(long n = 1);
@@ -427,6 +454,7 @@ class Semaphore {
   struct Queued;
   struct Abandon;
   bool acquire_until_ns(long n, std::int64_t deadline);
+  bool acquire_queued(Queued& w, std::int64_t deadline, detail::ContextWake* wake);
   void check(long n) const;
   sched::Waiter* grant_locked() noexcept;  // serves the head waiters that fit; returns a chain
   void abandon(Queued& w) noexcept;
