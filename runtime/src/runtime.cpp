@@ -4,11 +4,13 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "colony/context.hpp"
 #include "colony/future.hpp"
 #include "colony/go.hpp"
 #include "colony/debug.hpp"
 #include "colony/run.hpp"
 #include "colony/stats.hpp"
+#include "context_wait.hpp"
 #include "sched.hpp"
 
 namespace colony {
@@ -39,6 +41,26 @@ bool FutureCore::wait_until_ns(std::int64_t deadline_ns) {
   return sched::wait_until(w, lock_, sched::WaitReason::future, deadline_ns);
 }
 
+std::error_code FutureCore::wait(const Context& ctx) {
+  if (is_ready()) return {};
+  if (std::error_code e = ctx.err()) return e;
+  sched::Waiter w;
+  ContextWake wake(ctx, lock_, w);  // before lock_: it may fire at once
+  lock_.lock();
+  if (is_ready()) {
+    lock_.unlock();
+    return {};
+  }
+  if (wake.fired()) {
+    lock_.unlock();
+    return ctx.err();
+  }
+  waiters_.push_back(&w);
+  sched::wait(w, lock_, sched::WaitReason::future);
+  wake.disarm();
+  return w.timed_out ? ctx.err() : std::error_code();  // timed_out: unlinked by the context
+}
+
 bool FutureCore::try_begin() noexcept {
   return !claimed_.exchange(true, std::memory_order_acq_rel);
 }
@@ -50,16 +72,22 @@ void FutureCore::set_exception(std::exception_ptr e) noexcept {
 }
 
 void FutureCore::complete() noexcept {
-  sched::WaitList woken;
+  // The woken are chained through `next` and stay unlinked: a waiter marked linked in a local
+  // list could be "removed" from it by a ContextWake or an unwinding ~Waiter under lock_.
+  sched::Waiter* first = nullptr;
+  sched::Waiter** tail = &first;
   {
     std::lock_guard<sched::SpinLock> lk(lock_);
     ready_.store(true, std::memory_order_release);
-    while (sched::Waiter* w = waiters_.pop_front()) woken.push_back(w);
+    while (sched::Waiter* w = waiters_.pop_front()) {
+      w->next = nullptr;
+      *tail = w;
+      tail = &w->next;
+    }
   }
-  // Unlinked: each waiter may vanish right after its notify.
-  while (sched::Waiter* w = woken.head) {
-    woken.head = w->next;
-    w->linked = false;
+  // Each waiter may vanish right after its notify: read `next` first.
+  while (sched::Waiter* w = first) {
+    first = w->next;
     sched::notify(*w);
   }
 }

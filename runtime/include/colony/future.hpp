@@ -1,5 +1,7 @@
 // colony::Future<R>: the result of colony::spawn. get() waits for the fiber and returns its
 // value or rethrows its exception. Waiting parks a fiber, or blocks a plain thread.
+// wait(ctx) also gives up when a colony::Context is done; this header only declares Context
+// (colony/context.hpp includes this one, through go.hpp).
 #pragma once
 
 #include <chrono>
@@ -7,6 +9,7 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 
@@ -14,6 +17,8 @@
 #include "colony/sched/wait.hpp"
 
 namespace colony {
+
+class Context;  // colony/context.hpp
 
 namespace detail {
 
@@ -23,6 +28,7 @@ class FutureCore {
   bool is_ready() const noexcept { return ready_.load(std::memory_order_acquire); }
   void wait();
   bool wait_until_ns(std::int64_t deadline_ns);  // false on timeout
+  std::error_code wait(const Context& ctx);      // ctx.err() if ctx ends first
   void set_exception(std::exception_ptr e) noexcept;
   std::exception_ptr exception() const noexcept { return error_; }
 
@@ -95,6 +101,10 @@ class Future {
   bool is_ready() const { return state().is_ready(); }
   // wait: until the fiber has finished.
   void wait() const { state().wait(); }
+  // wait(ctx): wait() that gives up when ctx is done: an empty error_code if the fiber has
+  // finished (at once if it had, even with ctx done), else ctx.err() (context_errc::canceled or
+  // ::deadline_exceeded). The Go spelling is a select on the result channel and ctx.Done().
+  [[nodiscard]] std::error_code wait(const Context& ctx) const { return state().wait(ctx); }
   template <class Rep, class Period>
   std::future_status wait_for(std::chrono::duration<Rep, Period> d) const {
     return wait_until_ns(sched::deadline_after(d));
