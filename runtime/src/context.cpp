@@ -293,7 +293,10 @@ void Group::add() {
 
 void Group::finish(std::exception_ptr e) noexcept {
   bool first = false;
-  sched::WaitList woken;
+  // The woken are chained through `next`, unlinked: one re-linked into a local WaitList could
+  // be "removed" from it by its ~Waiter (a fiber unwound at shutdown) while we walk it.
+  sched::Waiter* woken = nullptr;
+  sched::Waiter** tail = &woken;
   {
     std::lock_guard<sched::SpinLock> lk(lock_);
     if (e && !first_) {
@@ -301,12 +304,15 @@ void Group::finish(std::exception_ptr e) noexcept {
       first = true;
     }
     if (--running_ == 0)
-      while (sched::Waiter* w = waiters_.pop_front()) woken.push_back(w);
+      while (sched::Waiter* w = waiters_.pop_front()) {
+        w->next = nullptr;
+        *tail = w;
+        tail = &w->next;
+      }
   }
   if (first) cancel_();
-  while (sched::Waiter* w = woken.head) {
-    woken.head = w->next;
-    w->linked = false;
+  while (sched::Waiter* w = woken) {  // each may vanish right after its notify: read next first
+    woken = w->next;
     sched::notify(*w);
   }
 }
