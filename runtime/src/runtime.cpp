@@ -20,8 +20,9 @@ namespace detail {
 void FutureCore::wait() {
   if (is_ready()) return;
   lock_.lock();
-  if (is_ready()) {
+  if (done_) {
     lock_.unlock();
+    await_ready();
     return;
   }
   sched::Waiter w;
@@ -32,8 +33,9 @@ void FutureCore::wait() {
 bool FutureCore::wait_until_ns(std::int64_t deadline_ns) {
   if (is_ready()) return true;
   lock_.lock();
-  if (is_ready()) {
+  if (done_) {
     lock_.unlock();
+    await_ready();
     return true;
   }
   sched::Waiter w;
@@ -47,8 +49,9 @@ std::error_code FutureCore::wait(const Context& ctx) {
   sched::Waiter w;
   ContextWake wake(ctx, lock_, w);  // before lock_: it may fire at once
   lock_.lock();
-  if (is_ready()) {
+  if (done_) {
     lock_.unlock();
+    await_ready();
     return {};
   }
   if (wake.fired()) {
@@ -59,6 +62,10 @@ std::error_code FutureCore::wait(const Context& ctx) {
   sched::wait(w, lock_, sched::WaitReason::future);
   wake.disarm();
   return w.timed_out ? ctx.err() : std::error_code();  // timed_out: unlinked by the context
+}
+
+void FutureCore::await_ready() const noexcept {
+  for (int round = 0; !ready_.load(std::memory_order_acquire); ++round) sched::spin_backoff(round);
 }
 
 bool FutureCore::try_begin() noexcept {
@@ -78,13 +85,18 @@ void FutureCore::complete() noexcept {
   sched::Waiter** tail = &first;
   {
     std::lock_guard<sched::SpinLock> lk(lock_);
-    ready_.store(true, std::memory_order_release);
+    done_ = true;
     while (sched::Waiter* w = waiters_.pop_front()) {
       w->next = nullptr;
       *tail = w;
       tail = &w->next;
     }
   }
+  // ready_ is published after lock_ is released, as the last access to *this: a waiter that
+  // sees it (without the lock, in is_ready()) may destroy the state at once (a Latch on its
+  // stack, say), and must not race with this thread still releasing the lock. A waiter that
+  // saw done_ under the lock first waits for this store (await_ready).
+  ready_.store(true, std::memory_order_release);
   // Each waiter may vanish right after its notify: read `next` first.
   while (sched::Waiter* w = first) {
     first = w->next;

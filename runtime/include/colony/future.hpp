@@ -37,9 +37,14 @@ class FutureCore {
   void complete() noexcept;
   bool try_begin() noexcept;  // claims the right to set the result (once)
 
+  // await_ready: after seeing done_ under lock_, wait out the completer's last steps (it stores
+  // ready_ after releasing lock_, as its last access to *this; see complete()).
+  void await_ready() const noexcept;
+
   sched::SpinLock lock_;
   sched::WaitList waiters_;
-  std::atomic<bool> ready_{false};
+  bool done_ = false;  // guarded by lock_: complete() has taken the waiters; no new one may queue
+  std::atomic<bool> ready_{false};  // stored last: once true, the completer no longer touches *this
   std::atomic<bool> claimed_{false};
   std::exception_ptr error_;
 };
