@@ -377,7 +377,7 @@ void max_blocking_submit(bool blocked_on_thread) {
   if (blocked_on_thread)
     t = std::thread(blocked);
   else
-    colony::go go_blocked(blocked);
+    colony::go(blocked);  // a named callable: go is a function (issue 17, item 1)
   ASSERT_TRUE(eventually([&] { return pool.waiting() == 1; }));
   EXPECT_EQ(pool.submit([] {}), pool_errc::pool_overload);  // the limit is reached
   gate.open();

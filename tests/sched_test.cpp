@@ -1,6 +1,8 @@
 // Scheduler and runtime API tests, each run with 1, 2, 4 and 8 processors.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -22,6 +24,53 @@ namespace {
 class Sched : public ProcsTest {};
 INSTANTIATE_TEST_SUITE_P(Procs, Sched, ::testing::ValuesIn(colony::testing::proc_counts()),
                          colony::testing::procs_name);
+
+// go and spawn are functions: a named function or callable object as the only argument is a
+// call, not the declaration of a variable (it was, when they were class templates).
+std::atomic<int> g_named_runs{0};
+void named_worker() { ++g_named_runs; }
+int named_answer() { return 42; }
+struct NamedCallable {
+  std::atomic<int>* runs;
+  void operator()() const { ++*runs; }
+};
+
+TEST_P(Sched, GoAndSpawnTakeANamedFunction) {
+  run_fibers([] {
+    g_named_runs = 0;
+    std::atomic<int> runs{0};
+    NamedCallable callable{&runs};
+    colony::go(named_worker);
+    colony::go(callable);
+    colony::spawn(named_worker).get();
+    auto answer = colony::spawn(named_answer);
+    EXPECT_EQ(answer.get(), 42);
+    colony::spawn(callable).get();
+    colony::go(colony::SpawnOptions{.stack_size = 128 * 1024}, named_worker);
+    // An argument of type SourceLocation goes to the function, not to the spawn site.
+    const auto here = colony::SourceLocation::current();
+    EXPECT_EQ(colony::spawn([](colony::SourceLocation l) { return l.line(); }, here).get(),
+              here.line());
+    // Nine arguments (beyond the overloads that record the site) still work.
+    EXPECT_EQ(colony::spawn([](int a, int b, int c, int d, int e, int f, int g, int h,
+                               int i) { return a + b + c + d + e + f + g + h + i; },
+                            1, 2, 3, 4, 5, 6, 7, 8, 9)
+                  .get(),
+              45);
+    while (g_named_runs.load() < 3 || runs.load() < 2) colony::this_fiber::yield();
+    EXPECT_EQ(g_named_runs.load(), 3);
+    EXPECT_EQ(runs.load(), 2);
+    // The spawn site is still the caller's line.
+    colony::Chan<int> gate;
+    const unsigned line = __LINE__ + 1;
+    colony::go([gate] { gate.recv(); });
+    std::ostringstream dump;
+    colony::dump_fibers(dump);
+    EXPECT_NE(dump.str().find("sched_test.cpp:" + std::to_string(line)), std::string::npos)
+        << dump.str();
+    gate.close();
+  });
+}
 
 TEST_P(Sched, RunReturnsMainResult) {
   EXPECT_EQ(colony::run([] { return 42; }, {.max_procs = GetParam()}), 42);
