@@ -1019,9 +1019,10 @@ void Scheduler::lost_ready(G* g) noexcept {
   set_status(g, GStatus::waiting, GStatus::runnable);  // reports the status found, and aborts
 }
 
-void Scheduler::ready_g(G* g, bool next) noexcept {
+void Scheduler::ready_g(G* g, bool next, std::atomic<bool>* handed) noexcept {
   M* m = current_m();
   if (m && m->sched == this && m->p) {
+    if (handed) handed->store(true, std::memory_order_release);
     // No CAS here: while shutdown unwinds, fibers run only on the unwinding thread, so a fiber
     // readying another cannot race the unwinder (see unwind_all).
     set_status(g, GStatus::waiting, GStatus::runnable);
@@ -1034,6 +1035,8 @@ void Scheduler::ready_g(G* g, bool next) noexcept {
   // destructor waits for outside_calls_ to drop to zero, and so does unwind_all before it
   // decides that nothing is left to run.
   outside_calls_.fetch_add(1, std::memory_order_acq_rel);
+  // Counted now: this runtime outlives the call, so the unwinding fiber may go on (~Waiter).
+  if (handed) handed->store(true, std::memory_order_release);
   if (!ready_status(g)) {
     lost_ready(g);  // still counted: it reads this scheduler, which must not be gone yet
     outside_calls_.fetch_sub(1, std::memory_order_release);

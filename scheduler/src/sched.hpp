@@ -127,7 +127,7 @@ class Scheduler {
            const colony::SourceLocation& site);
   void start_g(G* g, FiberEntry entry) noexcept;
   void abandon_g(G* g) noexcept;
-  void ready_g(G* g, bool next) noexcept;
+  void ready_g(G* g, bool next, std::atomic<bool>* handed = nullptr) noexcept;
   void add_timer(Timer* t);
   bool del_timer(Timer* t) noexcept;
 

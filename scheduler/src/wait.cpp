@@ -62,8 +62,20 @@ Waiter::~Waiter() {
   // thread waiter is never unwound.)
   const bool unwinding = g && g->sched->is_unwinding();
   if (!unwinding && !linked) return;
-  std::lock_guard<SpinLock> lk(*lock);
-  if (linked) list->remove(this);
+  {
+    std::lock_guard<SpinLock> lk(*lock);
+    if (linked) {
+      list->remove(this);
+      return;
+    }
+    if (timed_out || !unwinding) return;
+  }
+  // Unwinding, and a notifier popped this waiter: it is between releasing the lock and readying
+  // g, and this fiber must not finish (and its runtime be destroyed under the notifier) before
+  // the ready has pinned the runtime (notify sets `handed` then). Bounded: a notifier that pops
+  // without notifying (a select case whose claim another case won) never sets it.
+  for (int round = 0; round < 1000 && !handed.load(std::memory_order_acquire); ++round)
+    spin_backoff(round);
 }
 
 void wait(Waiter& w, SpinLock& lock, WaitReason reason) {
@@ -142,7 +154,7 @@ bool wait_until(Waiter& w, SpinLock& lock, WaitReason reason, std::int64_t deadl
 
 void notify(Waiter& w) noexcept {
   if (G* g = w.g) {
-    ready(g);
+    g->sched->ready_g(g, true, &w.handed);
     return;
   }
   outside_thread_woken(w);  // before the wake: the count must not read zero meanwhile

@@ -25,6 +25,9 @@ struct Waiter {
   Waiter* prev = nullptr;
   bool linked = false;             // in a WaitList; guarded by the primitive's lock
   bool timed_out = false;          // set when the deadline unlinked it
+  // handed: set by notify() once the fiber's runtime cannot be destroyed before the ready is
+  // done (see ~Waiter: a fiber unwound at shutdown waits for it after a notifier popped it).
+  std::atomic<bool> handed{false};
   void* data = nullptr;            // primitive-specific payload (e.g. a channel slot)
   std::uintptr_t tag = 0;          // primitive-specific (e.g. select case index)
   std::uint8_t result = 0;         // primitive-specific outcome written by the notifier
