@@ -4,6 +4,8 @@
 // landing in the neighbouring slot.
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
 #include <colony/colony.hpp>
 #include <cstdlib>
 #include <stdexcept>
@@ -127,10 +129,12 @@ TEST(StackGuardDeath, LargeFrameNearTheEndHitsTheGuard) {
                  colony::testing::Latch parked(100);
                  colony::Chan<int> gate = park_many(100, parked);  // neighbours in the slab
                  colony::spawn(colony::SpawnOptions{.stack_size = 64 * 1024}, [] {
-                   char here;
+                   char here = 0;
                    // The stack's low end: stack_size below the current frame, give or take
-                   // the G, the callable and the entry frames above it (< 4 KiB).
-                   const char* lo = &here - 64 * 1024 + 4 * 1024;
+                   // the G, the callable and the entry frames above it (< 4 KiB). Computed as
+                   // an address: it lies outside `here`'s object.
+                   const auto* lo = reinterpret_cast<const char*>(
+                       reinterpret_cast<std::uintptr_t>(&here) - 64 * 1024 + 4 * 1024);
                    return near_end(lo);
                  }).get();
                  gate.close();
