@@ -4,7 +4,6 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
-#include <vector>
 
 #include "colony/chan.hpp"
 #include "colony/select.hpp"
@@ -94,12 +93,13 @@ std::uint64_t select_rand() noexcept {
 }
 
 struct Locks {
-  std::vector<sched::SpinLock*> v;  // unique, in address order (the global lock order)
+  sched::SpinLock** v;  // unique, in address order (the global lock order)
+  std::size_t n;
   void lock() {
-    for (auto* l : v) l->lock();
+    for (std::size_t i = 0; i < n; ++i) v[i]->lock();
   }
   void unlock() {
-    for (auto it = v.rbegin(); it != v.rend(); ++it) (*it)->unlock();
+    for (std::size_t i = n; i-- > 0;) v[i]->unlock();
   }
 };
 
@@ -115,17 +115,20 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default,
     return n + 1;
   }
   // Poll in random order (fairness); lock in address order (no deadlock between selects).
-  std::vector<std::size_t> order(n);
+  // Up to kInlineCases cases, neither array allocates.
+  CaseBuffer<std::size_t> order_buf(n);
+  std::size_t* const order = order_buf.p;
   for (std::size_t i = 0; i < n; ++i) order[i] = i;
   for (std::size_t i = n - 1; i > 0; --i)
     std::swap(order[i], order[select_rand() % (i + 1)]);
-  Locks locks;
-  for (std::size_t i = 0; i < n; ++i) locks.v.push_back(&cases[i].chan->lock);
-  std::sort(locks.v.begin(), locks.v.end());
-  locks.v.erase(std::unique(locks.v.begin(), locks.v.end()), locks.v.end());
+  CaseBuffer<sched::SpinLock*> lock_buf(n);
+  for (std::size_t i = 0; i < n; ++i) lock_buf.p[i] = &cases[i].chan->lock;
+  std::sort(lock_buf.p, lock_buf.p + n);
+  Locks locks{lock_buf.p, static_cast<std::size_t>(std::unique(lock_buf.p, lock_buf.p + n) - lock_buf.p)};
 
   locks.lock();
-  for (std::size_t i : order) {
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t i = order[k];
     sched::Waiter* wake = nullptr;
     ChanStatus s = cases[i].try_op(cases[i].chan, cases[i].is_send, cases[i].elem, &wake);
     if (s == ChanStatus::success || s == ChanStatus::closed) {
@@ -149,7 +152,8 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default,
   sched::SelectState ss;
   std::unique_ptr<sched::Waiter[]> ws(new sched::Waiter[n]);
   sched::G* g = sched::current_g();
-  for (std::size_t i : order) {
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t i = order[k];
     sched::Waiter& w = ws[i];
     w.select = &ss;
     w.tag = i;
@@ -203,7 +207,7 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default,
           // Runs on the next stack. Once the first lock is released the select may be woken
           // and its frame (ctx, locks) may vanish: copy what is needed first.
           auto* c = static_cast<Ctx*>(a);
-          const std::size_t nlocks = c->locks->v.size();
+          const std::size_t nlocks = c->locks->n;
           sched::SpinLock* small[16];
           std::unique_ptr<sched::SpinLock*[]> big;
           sched::SpinLock** ls = small;
