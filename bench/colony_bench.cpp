@@ -6,7 +6,9 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <colony/colony.hpp>
 
@@ -173,6 +175,41 @@ void BM_Colony_ChanPingPong(benchmark::State& state) {
   });
 }
 BENCHMARK(BM_Colony_ChanPingPong)->UseRealTime();
+
+// Go's BenchmarkSelectUncontended on one fiber: two channels with one slot, one of them holding a
+// value; each select takes it and puts one into the other. One iteration = one select and one
+// buffered send.
+void BM_Colony_Select(benchmark::State& state) {
+  colony::run([&] {
+    colony::Chan<int> a(1), b(1);
+    a.send(0);
+    for (auto _ : state) {
+      colony::select(colony::on_recv(a, [&](std::optional<int>) { b.send(0); }),
+                     colony::on_recv(b, [&](std::optional<int>) { a.send(0); }));
+    }
+  });
+}
+BENCHMARK(BM_Colony_Select)->UseRealTime();
+
+// The same over a run-time set of `range(0)` channels (Go: reflect.Select): one holds a value;
+// the select takes it and puts one into the next channel. One iteration = one select + one send.
+void BM_Colony_SelectDynamic(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  colony::run([&] {
+    std::vector<colony::Chan<int>> chans;
+    std::vector<colony::SelectCase<int>> cases;
+    for (std::size_t i = 0; i < n; ++i) {
+      chans.emplace_back(1);
+      cases.push_back(colony::SelectCase<int>::recv(chans.back()));
+    }
+    chans[0].send(0);
+    for (auto _ : state) {
+      colony::Selected<int> r = colony::select(cases);
+      chans[(r.index + 1) % n].send(0);
+    }
+  });
+}
+BENCHMARK(BM_Colony_SelectDynamic)->Arg(2)->Arg(100)->UseRealTime();
 
 // Buffered channel throughput: `range(0)` producer fibers, one consumer, 1M values in all.
 void BM_Colony_ChanBuffered(benchmark::State& state) {

@@ -62,6 +62,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"reflect"
 	"runtime"
 	"sort"
 	"strconv"
@@ -103,6 +104,9 @@ var workloads = []workload{
 	{"spawn", false, benchSpawn},
 	{"gosched", false, benchGosched},
 	{"pingpong", false, benchPingpong},
+	{"select", false, benchSelect},
+	{"selectdyn2", false, func() []record { return benchSelectDynamic("selectdyn2", 2) }},
+	{"selectdyn100", false, func() []record { return benchSelectDynamic("selectdyn100", 100) }},
 	{"chanbuf1", false, func() []record { return benchChanBuffered("chanbuf1", 1) }},
 	{"chanbuf4", false, func() []record { return benchChanBuffered("chanbuf4", 4) }},
 	{"mutex", false, benchMutex},
@@ -113,7 +117,7 @@ var workloads = []workload{
 }
 
 var (
-	flagBench  = flag.String("bench", "", "workload to run (skynet, spawn, gosched, pingpong, chanbuf1, chanbuf4, mutex, wgfanin, parked, sleep, sleep_raw); all when omitted")
+	flagBench  = flag.String("bench", "", "workload to run (skynet, spawn, gosched, pingpong, select, selectdyn2, selectdyn100, chanbuf1, chanbuf4, mutex, wgfanin, parked, sleep, sleep_raw); all when omitted")
 	flagReps   = flag.Int("reps", defaultReps, "repetitions per workload (parked, sleep and sleep_raw default to 1 unless given)")
 	flagParked = flag.Int("parked", 1_000_000, "number of goroutines parked by the parked workload")
 	// Internal: set when this process is the child running one isolated
@@ -245,6 +249,52 @@ func benchPingpong() []record {
 	close(ping)
 	<-finished
 	return []record{rec("pingpong", nsPer(elapsed, pingpongTrips), "ns/op", runtime.GOMAXPROCS(0))}
+}
+
+// benchSelect: Go's BenchmarkSelectUncontended on one goroutine: two channels with one slot,
+// one holding a value; each select takes it and puts one into the other. ns per select.
+func benchSelect() []record {
+	const ops = 2_000_000
+	a := make(chan int, 1)
+	b := make(chan int, 1)
+	a <- 0
+	start := time.Now()
+	for i := 0; i < ops; i++ {
+		select {
+		case <-a:
+			b <- 0
+		case <-b:
+			a <- 0
+		}
+	}
+	elapsed := time.Since(start)
+	return []record{rec("select", nsPer(elapsed, ops), "ns/op", runtime.GOMAXPROCS(0))}
+}
+
+// benchSelectDynamic: the same over n channels with reflect.Select (a run-time set of cases):
+// one channel holds a value; the select takes it and puts one into the next. ns per select.
+func benchSelectDynamic(name string, n int) []record {
+	ops := 2_000_000 / n
+	if ops < 20_000 {
+		ops = 20_000
+	}
+	chans := make([]chan int, n)
+	cases := make([]reflect.SelectCase, n)
+	for i := range chans {
+		chans[i] = make(chan int, 1)
+		cases[i] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(chans[i])}
+	}
+	chans[0] <- 0
+	start := time.Now()
+	for i := 0; i < ops; i++ {
+		chosen, _, ok := reflect.Select(cases)
+		if !ok {
+			fatalf("%s: channel %d closed", name, chosen)
+		}
+		chans[(chosen+1)%n] <- 0
+	}
+	elapsed := time.Since(start)
+	return []record{rec(name, nsPer(elapsed, ops), "ns/op", runtime.GOMAXPROCS(0))}
 }
 
 // ---------------------------------------------------------------- memory helpers
