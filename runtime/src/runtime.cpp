@@ -11,7 +11,7 @@
 #include "colony/run.hpp"
 #include "colony/stats.hpp"
 #include "context_wait.hpp"
-#include "sched.hpp"
+#include "colony/sched/runtime.hpp"
 
 namespace colony {
 
@@ -110,12 +110,12 @@ std::exception_ptr unwound_error() {
 }
 
 int run_impl(std::function<int()> main_fn, const Config& cfg, const colony::SourceLocation& loc) {
-  auto s = std::make_unique<sched::Scheduler>(cfg);
+  sched::SchedulerPtr s = sched::make_scheduler(cfg);
   auto st = std::make_shared<FutureState<int>>();
   if (cfg.detect_deadlocks) {
     // Runs once, on whichever thread noticed (an M about to sleep, or a plain thread about to
     // block). Failing the main fiber's future wakes this thread, which shuts the runtime down.
-    s->set_deadlock_hook([sp = s.get(), st, on_deadlock = cfg.on_deadlock] {
+    sched::set_deadlock_hook(*s, [sp = s.get(), st, on_deadlock = cfg.on_deadlock] {
       std::ostringstream os;
       os << "all fibers are asleep - deadlock!\n\n";
       dump_fibers(os, sched::fibers(*sp));
@@ -136,7 +136,7 @@ int run_impl(std::function<int()> main_fn, const Config& cfg, const colony::Sour
   }
   Future<int> fut(st);
   fut.wait();
-  s->shutdown(-1);
+  sched::shutdown(*s, -1);
   return fut.get();
 }
 
@@ -144,21 +144,21 @@ int run_impl(std::function<int()> main_fn, const Config& cfg, const colony::Sour
 
 static sched::Scheduler& current() { return sched::current_or_default(); }
 
-std::int64_t num_fibers() { return current().live_fibers(); }
-int max_procs() { return current().nprocs(); }
+std::int64_t num_fibers() { return sched::live_fibers(current()); }
+int max_procs() { return sched::nprocs(current()); }
 
 Stats stats() {
-  sched::Scheduler& s = current();
+  sched::SchedulerStats s = sched::stats(current());
   Stats out;
-  out.max_procs = s.nprocs();
-  out.threads = s.num_threads();
-  out.fibers = s.live_fibers();
-  out.stack_bytes_mapped = s.stack_mapped_bytes();
-  out.guarded_stacks = s.guarded_stacks();
-  out.stack_guard = s.stack_guard();
-  out.stack_guard_bytes = s.stack_guard_bytes();
-  out.long_runs = s.long_runs();
-  out.procs = s.proc_stats();
+  out.max_procs = s.max_procs;
+  out.threads = s.threads;
+  out.fibers = s.fibers;
+  out.stack_bytes_mapped = s.stack_bytes_mapped;
+  out.guarded_stacks = s.guarded_stacks;
+  out.stack_guard = s.stack_guard;
+  out.stack_guard_bytes = s.stack_guard_bytes;
+  out.long_runs = s.long_runs;
+  out.procs = std::move(s.procs);
   for (const auto& p : out.procs) {
     out.total.switches += p.switches;
     out.total.parks += p.parks;

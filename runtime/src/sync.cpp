@@ -27,7 +27,7 @@
 
 #include "colony/context.hpp"
 #include "context_wait.hpp"
-#include "sched.hpp"
+#include "colony/sched/runtime.hpp"
 
 namespace colony {
 
@@ -232,13 +232,7 @@ bool can_spin(int iter) noexcept {
   if (iter >= kActiveSpin) return false;
   static const bool multi_cpu = std::thread::hardware_concurrency() > 1;
   if (!multi_cpu) return false;
-  sched::M* m = sched::current_m();
-  if (m && m->curg) {
-    if (m->sched->nprocs() <= 1) return false;
-    sched::P* p = m->p;
-    if (p && (p->runnext.load(std::memory_order_relaxed) || !p->runq.empty())) return false;
-  }
-  return true;
+  return sched::spin_may_pay();
 }
 }  // namespace
 

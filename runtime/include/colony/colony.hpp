@@ -1,4 +1,5 @@
-// <colony/colony.hpp>: everything colony offers.
+// <colony/colony.hpp>: everything the runtime offers (colony::runtime). The pool, a layer above
+// it, has its own header: <colony/pool.hpp>.
 #pragma once
 
 #include "colony/blocking.hpp"
@@ -16,6 +17,3 @@
 #include "colony/this_fiber.hpp"
 #include "colony/sched/config.hpp"
 
-#if __has_include(<colony/pool.hpp>)
-#include <colony/pool.hpp>
-#endif

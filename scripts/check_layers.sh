@@ -1,0 +1,46 @@
+#!/bin/sh
+# The layering rule of docs/design.md ("Layers"), checked with grep. Exit status 1 on a violation.
+#
+#   scheduler/  colony::scheduler  its include/colony/sched/ headers are the interface the layers
+#                                  above may use; scheduler/src is private to it
+#   runtime/    colony::runtime    uses the scheduler through colony/sched/* only
+#   pool/       colony::pool       uses the layers below through their include/ headers only
+#
+# 1. Outside scheduler/ (and the scheduler's own tests), no file includes a scheduler/src header
+#    and no CMakeLists.txt puts scheduler/src on an include path.
+# 2. No layer includes a header of a layer above it: scheduler/ includes no colony/ header other
+#    than colony/sched/*; runtime/ includes no colony/pool header.
+# 3. Only the scheduler links Boost.Context.
+set -u
+cd "$(dirname "$0")/.."
+
+fail=0
+report() {
+  echo "layer rule: $1" >&2
+  fail=1
+}
+
+# Basenames of the scheduler's private headers, as an extended-regex alternation.
+private=$(cd scheduler/src && ls ./*.hpp 2>/dev/null | sed 's|^\./||; s/\./\\./g' | paste -sd'|' -)
+if [ -n "$private" ]; then
+  hits=$(grep -rnE "#include [\"<]($private)[\">]" runtime pool examples bench 2>/dev/null)
+  [ -n "$hits" ] && report "a scheduler/src header included outside scheduler/:
+$hits"
+fi
+hits=$(grep -nE 'scheduler/src' runtime/CMakeLists.txt pool/CMakeLists.txt examples/CMakeLists.txt 2>/dev/null)
+[ -n "$hits" ] && report "scheduler/src on an include path outside scheduler/:
+$hits"
+
+hits=$(grep -rnE '#include [<"]colony/' scheduler | grep -vE '#include [<"]colony/sched/')
+[ -n "$hits" ] && report "the scheduler includes a header of a layer above it:
+$hits"
+hits=$(grep -rnE '#include [<"]colony/pool' runtime)
+[ -n "$hits" ] && report "the runtime includes a header of the pool:
+$hits"
+
+hits=$(grep -nE 'Boost::context' runtime/CMakeLists.txt pool/CMakeLists.txt)
+[ -n "$hits" ] && report "only the scheduler links Boost.Context:
+$hits"
+
+[ "$fail" -eq 0 ] && echo "layer rule: ok"
+exit "$fail"
