@@ -16,8 +16,6 @@
 #include <thread>
 #include <vector>
 
-#include "g.hpp"
-#include "sched.hpp"
 #include "test_util.hpp"
 
 using namespace std::chrono_literals;
@@ -35,12 +33,8 @@ constexpr int kScale = colony::testing::kSanitized ? 4 : 1;
 // parked: fibers of the calling fiber's runtime now parked for `why`.
 int parked(colony::sched::WaitReason why) {
   int n = 0;
-  colony::sched::current_scheduler()->for_each_g([&](colony::sched::G* g) {
-    if (g->status.load() == colony::sched::GStatus::waiting) {
-      colony::sched::WaitReason r = g->wait_reason;
-      if (r == why) ++n;
-    }
-  });
+  for (const colony::sched::FiberInfo& f : colony::sched::fibers(*colony::sched::current_scheduler()))
+    if (f.status == colony::sched::GStatus::waiting && f.reason == why) ++n;
   return n;
 }
 

@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "colony/sched/wait.hpp"
-#include "sched.hpp"
 #include "test_util.hpp"
 
 using namespace std::chrono_literals;
