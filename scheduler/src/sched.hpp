@@ -35,8 +35,6 @@ struct Counter {
   std::uint64_t get() const noexcept { return v.load(std::memory_order_relaxed); }
 };
 
-struct TimerHeap;
-
 struct alignas(64) P {
   int id = 0;
   M* m = nullptr;                   // the M holding this P (guarded by Scheduler::lock_ when idle)
@@ -170,7 +168,6 @@ class Scheduler {
   }
 
  private:
-  friend struct SchedAccess;
   // Post: what the fiber that just switched out wants done once it is off its stack; carried
   // out by whoever lands (finish_switch). Lives on the old fiber's stack.
   struct Post {
