@@ -355,8 +355,7 @@ M* Scheduler::midle_get() noexcept {
   return m;
 }
 
-// startm: run an M on P `p` (or on an idle P if null). Called with nmspinning_ already
-// incremented when `spinning`.
+// wake_m: wake an idle M (m->park), and interrupt its epoll_wait if it is the poller M.
 void Scheduler::wake_m(M* m) noexcept {
   m->park.wakeup();
   if (netpoll_m_.load(std::memory_order_seq_cst) == m) netpoll_break();
@@ -366,6 +365,8 @@ void Scheduler::ensure_poller() noexcept {
   if (netpoll_m_.load() == nullptr) wakep();  // an M with nothing to do becomes the poller
 }
 
+// startm: run an M on P `p` (or on an idle P if null). Called with nmspinning_ already
+// incremented when `spinning`.
 void Scheduler::startm(P* p, bool spinning) noexcept {
   if (sysmon_idle_.load(std::memory_order_seq_cst)) {  // a P gets busy: sysmon watches again
     sysmon_idle_.store(false, std::memory_order_relaxed);
