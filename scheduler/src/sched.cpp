@@ -58,11 +58,10 @@
 #include <string>
 #include <system_error>
 
+#include "status.hpp"
 #include "switch.hpp"
 
 namespace colony::sched {
-
-void register_scheduler(Scheduler* s, bool add);
 
 namespace {
 
@@ -70,37 +69,6 @@ constexpr std::uint32_t kMaxRunnextStreak = 32;  // then the local queue gets a 
 constexpr int kGfreeMax = 64;                    // per-P cache of dead G's (P::gcache)
 constexpr std::uint64_t kIdBlock = 1024;
 constexpr std::int64_t kBusyPollNs = 1'000'000;  // a busy P polls if nobody has for this long
-
-std::uint64_t xorshift(std::uint64_t& s) noexcept {
-  s ^= s << 13;
-  s ^= s >> 7;
-  s ^= s << 17;
-  return s;
-}
-
-[[noreturn]] void fatal(const char* msg, const G* g) noexcept {
-  std::fprintf(stderr, "colony: fatal: %s (fiber %" PRIu64 ")\n", msg, g ? g_id(g) : 0);
-  std::abort();
-}
-
-// ready_status: a parked fiber is being made runnable: waiting -> runnable, atomically, so
-// that of two parties racing to do it exactly one wins (false: the other did). Only shutdown's
-// unwinding may race a waker from outside the runtime (unwind_all, ready_g).
-inline bool ready_status(G* g) noexcept {
-  GStatus expected = GStatus::waiting;
-  return g->status.compare_exchange_strong(expected, GStatus::runnable, std::memory_order_acq_rel);
-}
-
-inline void set_status(G* g, GStatus from, GStatus to) noexcept {
-  GStatus cur = g->status.load(std::memory_order_relaxed);
-  if (__builtin_expect(cur != from, 0)) {
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "fiber status is %s, expected %s on the way to %s",
-                  to_string(cur).data(), to_string(from).data(), to_string(to).data());
-    fatal(buf, g);
-  }
-  g->status.store(to, std::memory_order_release);
-}
 
 int resolve_procs(int requested) {
   if (requested < 0)
@@ -137,12 +105,6 @@ void validate(const Config& cfg) {
     throw std::invalid_argument("colony: Config::stack_trim_after must not be negative");
 }
 
-std::int64_t coarse_now() noexcept {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
 // coarse_slack: how far coarse_now() may trail nanotime() as far as timers_may_be_due trusts
 // it. The coarse clock is the monotonic clock as of the kernel's last tick, so it trails by
 // about one tick (its resolution: 4 ms at HZ=250); a late tick on a busy VM was seen at 6.5 ms.
@@ -160,6 +122,11 @@ std::int64_t coarse_slack() noexcept {
 }
 
 }  // namespace
+
+void fatal(const char* msg, const G* g) noexcept {
+  std::fprintf(stderr, "colony: fatal: %s (fiber %" PRIu64 ")\n", msg, g ? g_id(g) : 0);
+  std::abort();
+}
 
 // timers_may_be_due: whether a busy P should read the clock and run its expired timers at this
 // scheduling point. Reading the precise clock at every switch costs ~20 ns (8% of an empty-task
@@ -747,42 +714,6 @@ top:
 
 // ---------------------------------------------------------------------------------------------
 // Switching.
-
-[[gnu::always_inline]] inline void Scheduler::switch_out(M* m, G* self, After after, UnlockFn unlock,
-                                                   void* arg) {
-  P* p = m->p;
-  StackPool::check(self, __builtin_frame_address(0));
-  const bool stop = stopping_.load(std::memory_order_relaxed) && !is_unwinding();
-  // A parking fiber still holds whatever its unlock function releases (a wait list's lock, say)
-  // until the next fiber has arrived: a timer run now could need that very lock (a wait's
-  // time-out does). Its timers run in finish_switch instead, after the unlock.
-  G* next = stop ? nullptr : pick_local(p, after != After::park);
-  if (!next && (after == After::yield || after == After::yield_global) && !stop) {
-    // A yield with nothing local to run: give the global queue its turn now (a lone fiber
-    // yielding in a loop must not starve fibers readied from other threads), else carry on.
-    ++p->schedtick;
-    if (runq_size_.load(std::memory_order_relaxed) == 0) return;
-    std::lock_guard<std::mutex> lk(lock_);
-    next = glob_get(p, 0);
-    if (!next) return;
-  }
-  G* to;
-  if (next) {
-    set_status(next, GStatus::runnable, GStatus::running);
-    m->curg = next;
-    p->cur.store(next, std::memory_order_release);
-    p->switches.inc();
-    to = next;
-  } else {
-    m->curg = nullptr;
-    p->cur.store(nullptr, std::memory_order_relaxed);
-    to = &m->g0;
-  }
-  Post post{self, after, unlock, arg};
-  ctx::transfer_t t = jump(self, to, &post, after == After::exit, m->eh);
-  // Resumed, perhaps on another thread: `m` and `p` are stale, read the M again.
-  finish_switch(current_m(), self, t);
-}
 
 void Scheduler::finish_switch(M* m, G* self, ctx::transfer_t t) noexcept {
   Post* post = static_cast<Post*>(t.data);

@@ -4,6 +4,8 @@
 // No scheduler lock is ever held across a fiber switch.
 #pragma once
 
+#include <time.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -34,6 +36,22 @@ struct Counter {
   }
   std::uint64_t get() const noexcept { return v.load(std::memory_order_relaxed); }
 };
+
+// coarse_now: the monotonic clock as of the kernel's last tick (CLOCK_MONOTONIC_COARSE): a few
+// ns to read, a tick's resolution (~4 ms). For times that may trail: dumps, stack trimming.
+inline std::int64_t coarse_now() noexcept {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// xorshift: the next value of a 64-bit xorshift generator with state `s` (never 0).
+inline std::uint64_t xorshift(std::uint64_t& s) noexcept {
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
 
 struct alignas(64) P {
   int id = 0;
@@ -134,8 +152,8 @@ class Scheduler {
   // blocked_return: yield_global for a fiber back from a blocking call with no P to take; it
   // stops counting in blocking_ only once it is in the global queue (see exit_blocking).
   enum class After : std::uint8_t { none, yield, yield_global, blocked_return, park, exit };
-  // `m` is current_m(), read by the caller just before.
-  void switch_out(M* m, G* self, After after, UnlockFn unlock, void* arg);
+  // `m` is current_m(), read by the caller just before. Defined in switch.hpp (always_inline).
+  inline void switch_out(M* m, G* self, After after, UnlockFn unlock, void* arg);
 
   // Deadlock detection (deadlock.cpp): `hook` runs at most once, on the thread that noticed that
   // no fiber can run again, with no lock held. Set by colony::run; empty = no detection.
@@ -288,6 +306,7 @@ class Scheduler {
 };
 
 void deadlock_epoch_bump() noexcept;  // deadlock.cpp: a P left an idle list
+void register_scheduler(Scheduler* s, bool add);  // registry.cpp: for dumps (SIGQUIT)
 
 // The calling thread's M (null on threads that are not Ms). Never cache the result across a
 // switch: re-read it (the fiber may have moved to another thread).
