@@ -100,55 +100,11 @@ void validate(const Config& cfg) {
     throw std::invalid_argument("colony: Config::stack_trim_after must not be negative");
 }
 
-// coarse_slack: how far coarse_now() may trail nanotime() as far as timers_may_be_due trusts
-// it. The coarse clock is the monotonic clock as of the kernel's last tick, so it trails by
-// about one tick (its resolution: 4 ms at HZ=250); a late tick on a busy VM was seen at 6.5 ms.
-// Five ticks, at least 10 ms. (A function-local static: fibers may run during static
-// initialisation of other files.)
-std::int64_t coarse_slack() noexcept {
-  static const std::int64_t slack = [] {
-    timespec res{};
-    std::int64_t tick = 4'000'000;
-    if (::clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0)
-      tick = std::int64_t{res.tv_sec} * 1000000000 + res.tv_nsec;
-    return std::clamp<std::int64_t>(5 * tick, 10'000'000, 50'000'000);
-  }();
-  return slack;
-}
-
 }  // namespace
 
 void fatal(const char* msg, const G* g) noexcept {
   std::fprintf(stderr, "colony: fatal: %s (fiber %" PRIu64 ")\n", msg, g ? g_id(g) : 0);
   std::abort();
-}
-
-// timers_may_be_due: whether a busy P should read the clock and run its expired timers at this
-// scheduling point. Reading the precise clock at every switch costs ~20 ns (8% of an empty-task
-// pool submit, where the only timer is the purger's, a second away); the coarse clock costs a
-// few. So the precise clock is read only when the earliest timer is within coarse_slack() of the
-// coarse time, and at every 61st tick whatever the coarse clock says (a tick later than the
-// slack then delays a timer by at most 61 scheduling rounds, not until the next tick).
-// When the earliest timer was already that close at this P's last precise read (timers_read_at),
-// the coarse read is skipped: a P that fires timers all the time (a sleep-heavy load) pays
-// nothing extra. Called by p's owner only.
-bool Scheduler::timers_may_be_due(P* p) noexcept {
-  const std::int64_t w = p->timer0_when.load(std::memory_order_relaxed);
-  if (w == INT64_MAX) return false;
-  const std::int64_t near = w - coarse_slack();
-  return near <= p->timers_read_at || near <= coarse_now() || p->schedtick % 61 == 0;
-}
-
-std::int64_t Scheduler::run_own_timers(P* p) noexcept {
-  const std::int64_t now = nanotime();
-  p->timers_read_at = now;
-  return run_timers(p, now);
-}
-
-std::int64_t nanotime() noexcept {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
 std::string_view to_string(GStatus s) noexcept {
@@ -646,7 +602,5 @@ void exit_blocking() noexcept {
   if (!m || !m->curg || m->sched->is_unwinding()) return;
   m->sched->exit_blocking(m, m->curg);
 }
-
-void add_timer(Timer* t) { current_or_default().add_timer(t); }
 
 }  // namespace colony::sched
