@@ -1,6 +1,20 @@
 // Scheduler internals: P (processor), M (OS thread), and the Scheduler that owns them.
-// The algorithms follow Go's runtime (proc.go); the design essay is in sched.cpp and
-// docs/design.md. Lock order: Scheduler::lock_ -> P::timer_lock -> StackClass::lock.
+// The algorithms follow Go's runtime (proc.go); the overview is the opening comment of proc.cpp,
+// the full design docs/design.md. The Scheduler's members are defined one concept per file:
+//   proc.cpp      Ms: mstart, the g0 loop, find_runnable, startm/wakep/stopm; blocking calls
+//   runq.cpp      the local and global run queues, pick_local, stealing (the ring: runq.hpp)
+//   switch.hpp    the jump (the one switch site) and switch_out, the fiber's side of a switch
+//   switch.cpp    execute, finish_switch, fiber_main, exit_g
+//   gcache.cpp    the G caches, new_g, start_g, ready_g, abandon_g
+//   park.cpp      yield, park, ready, sleep
+//   timer.cpp     the per-P timer heaps, and nanotime
+//   netpoll.cpp   the netpoller          sysmon.cpp    the monitor thread
+//   deadlock.cpp  deadlock detection     wait.cpp      Waiter, WaitList, futex waits
+//   shutdown.cpp  shutdown, unwind_all
+//   registry.cpp  the registry of runtimes, fibers(), the default runtime, current_g & co.
+//   sched.cpp     construction and destruction, statistics, panics
+//   status.hpp    the checked status transitions, and fatal
+// Lock order: Scheduler::lock_ -> P::timer_lock -> StackClass::lock; allg_lock_ is a leaf.
 // No scheduler lock is ever held across a fiber switch.
 #pragma once
 
@@ -147,7 +161,7 @@ class Scheduler {
   void add_timer(Timer* t);
   bool del_timer(Timer* t) noexcept;
 
-  // Called on a fiber: switch away. See sched.cpp.
+  // Called on a fiber: switch away. See switch.hpp and switch.cpp.
   // yield_global: to the back of the global queue (behind everything already queued there).
   // blocked_return: yield_global for a fiber back from a blocking call with no P to take; it
   // stops counting in blocking_ only once it is in the global queue (see exit_blocking).

@@ -1,7 +1,16 @@
-// Switching, the scheduler's side: execute (g0 to a fiber), finish_switch (what the context
-// that switched out wants done, carried out by whoever lands), fiber_main (the first frame of
-// every fiber) and exit_g (its last). switch_out, the fiber's side, is in switch.hpp with the
-// jump itself. docs/design.md, "Switching".
+// Switching, the scheduler's side; switch_out, the fiber's side, is in switch.hpp with the jump.
+//
+// A fiber that blocks or yields does not go through the M's scheduler context (g0) when its own
+// P has other work: it picks the next fiber itself and jumps straight to it (switch_out). What
+// the old fiber wanted done once it is off its stack (put it back in the run queue, release the
+// lock of the queue it waits in, free its stack) travels with the jump as a Post record and is
+// carried out by whoever lands (finish_switch). This is Go's gopark/park_m and Boost.Fiber's
+// resume_with: park first, unlock second, so no waker on another thread can resume a fiber whose
+// stack is still in use. Only when the local queue is empty does the fiber jump to g0, which
+// runs the full search (find_runnable, proc.cpp) and may park the M.
+//
+// Here: execute (g0 to a fiber), finish_switch, fiber_main (the first frame of every fiber) and
+// exit_g (its last). docs/design.md, "Switching".
 #include <exception>
 #include <mutex>
 #include <new>

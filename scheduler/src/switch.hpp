@@ -1,7 +1,8 @@
 // The one switch site: the only code that touches Boost.Context, and the one place with the
 // sanitizer fiber annotations and the per-fiber C++ exception-state swap. Everything here is
-// always_inline into its callers in sched.cpp (Scheduler::execute on g0, Scheduler::switch_out on
-// a fiber, and the fiber entry trampoline fiber_main).
+// always_inline into its callers: jump into execute (g0 to a fiber), switch_out and
+// exit_blocking; arrived into finish_switch; and Scheduler::switch_out (at the end of this file)
+// into yield and park (park.cpp), start_g (gcache.cpp) and exit_g (switch.cpp).
 //
 // Annotation order (see ../../docs/design.md, "Switching"):
 //   start_switch_fiber (ASan) + switch_to_fiber (TSan)   before the jump, on the old stack

@@ -5,6 +5,12 @@
 // Timer again (periodic timers); it then goes back to pending. `firing` covers the whole of
 // run_timers' use of a timer around fn, re-added or not: del_timer waits for it to clear (unless
 // called from within that very fn), because run_timers still touches the timer after fn.
+//
+// Who runs them: a busy P runs its own expired timers at every scheduling point
+// (timers_may_be_due); idle Ms run any P's expired timers before stealing. Exactly one idle M at
+// a time (timer_m_) sleeps with a timeout, until the earliest timer of all Ps; adding an earlier
+// timer wakes it, and adding a timer with no such sleeper calls wakep(). So a timer on a P whose
+// fiber runs for a long time without yielding still fires on time when another P is idle.
 #include <time.h>
 
 #include <algorithm>
