@@ -22,8 +22,9 @@ inline bool ready_status(G* g) noexcept {
   return g->status.compare_exchange_strong(expected, GStatus::runnable, std::memory_order_acq_rel);
 }
 
-// set_status: g goes from `from` to `to`; any other status found is a bug (fatal).
-inline void set_status(G* g, GStatus from, GStatus to) noexcept {
+// set_status: g goes from `from` to `to`; any other status found is a bug (fatal). Always
+// inlined: it is on every switch, and its check is a load and a compare.
+[[gnu::always_inline]] inline void set_status(G* g, GStatus from, GStatus to) noexcept {
   GStatus cur = g->status.load(std::memory_order_relaxed);
   if (__builtin_expect(cur != from, 0)) {
     char buf[160];
