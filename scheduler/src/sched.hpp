@@ -120,6 +120,7 @@ struct M {
   Note park;                      // sleeps here when idle
   std::thread thread;
   std::atomic<bool> exited{false}; // mstart has returned
+  Timer* firing = nullptr;        // the timer whose fn this M is running (owner; timer.cpp)
   std::uint64_t rng = 0;
 };
 

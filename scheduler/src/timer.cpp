@@ -23,11 +23,16 @@ namespace {
 
 constexpr std::uint8_t kIdle = 0, kPending = 1, kRunning = 2, kDone = 3;
 
-// The timer whose fn this thread is running (fn never switches fibers, so this cannot move).
-thread_local Timer* tl_firing = nullptr;
+// firing_here: whether the calling thread is running t's fn (M::firing: timers run only on
+// Ms, so a plain thread never is).
+bool firing_here(const Timer* t) noexcept {
+  const M* m = current_m();
+  return m && m->firing == t;
+}
 
 void wait_not_firing(Timer* t) noexcept {
-  if (tl_firing == t) return;  // del_timer from the timer's own fn
+  if (!t->firing.load(std::memory_order_acquire)) return;
+  if (firing_here(t)) return;  // del_timer from the timer's own fn
   while (t->firing.load(std::memory_order_acquire)) spin_pause();
 }
 
@@ -201,7 +206,7 @@ std::int64_t Scheduler::run_own_timers(P* p) noexcept {
 
 std::int64_t Scheduler::run_timers(P* p, std::int64_t now) noexcept {
   if (p->timer0_when.load(std::memory_order_acquire) > now) return now;
-  M* m = current_m();
+  M* m = current_m();  // never null: timers run on Ms (a fiber's, or g0 looking for work)
   for (;;) {
     Timer* t;
     {
@@ -213,9 +218,9 @@ std::int64_t Scheduler::run_timers(P* p, std::int64_t now) noexcept {
       heap_remove(p, t);
     }
     void (*release)(Timer*) = t->release;
-    tl_firing = t;
+    m->firing = t;
     t->fn(t);
-    tl_firing = nullptr;
+    m->firing = nullptr;
     std::uint8_t running = kRunning;
     t->state.compare_exchange_strong(running, kDone, std::memory_order_acq_rel);
     t->firing.store(0, std::memory_order_release);  // the last touch: del_timer may return now
@@ -251,7 +256,7 @@ bool del_timer(Timer* t) noexcept {
     }
     std::uint8_t st = t->state.load(std::memory_order_acquire);
     if (st == kRunning) {
-      if (tl_firing == t) return false;  // from within its own fn, which did not re-add it
+      if (firing_here(t)) return false;  // from within its own fn, which did not re-add it
       spin_pause();
       continue;
     }
