@@ -29,6 +29,7 @@
 // spinning and, if it was the last spinner, wakes another (reset_spinning), so bursts of new
 // work are picked up by more Ms.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -410,6 +411,25 @@ void exit_blocking() noexcept {
   M* m = current_m();
   if (!m || !m->curg || m->sched->is_unwinding()) return;
   m->sched->exit_blocking(m, m->curg);
+}
+
+// ---------------------------------------------------------------------------------------------
+// fastrand (fiber.hpp): the M's xorshift. Only the M's own thread reads and writes M::rng (its
+// g0 to steal, its fibers here), and a fiber does not switch in the middle of one call.
+
+namespace {
+// Plain threads: a Weyl sequence shared by all of them (one relaxed fetch_add, no thread_local),
+// mixed by splitmix64's finaliser, a bijection: no two calls get the same value until it wraps.
+std::atomic<std::uint64_t> g_fastrand_seq{0};
+}  // namespace
+
+std::uint64_t fastrand() noexcept {
+  if (M* m = current_m()) return xorshift(m->rng);
+  constexpr std::uint64_t kGamma = 0x9E3779B97F4A7C15ull;
+  std::uint64_t z = g_fastrand_seq.fetch_add(kGamma, std::memory_order_relaxed) + kGamma;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
 }
 
 }  // namespace colony::sched

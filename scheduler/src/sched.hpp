@@ -121,7 +121,9 @@ struct M {
   std::thread thread;
   std::atomic<bool> exited{false}; // mstart has returned
   Timer* firing = nullptr;        // the timer whose fn this M is running (owner; timer.cpp)
-  std::uint64_t rng = 0;
+  // xorshift state (owner): steal order, fastrand. Never 0; startm seeds each M by its id, and
+  // a temporary M (unwind_all's) keeps this.
+  std::uint64_t rng = 0x9E3779B97F4A7C15ull;
 };
 
 struct Poller;
