@@ -14,6 +14,8 @@
 //   registry.cpp  the registry of runtimes, fibers(), the default runtime, current_g & co.
 //   sched.cpp     construction and destruction, statistics, panics
 //   status.hpp    the checked status transitions, and fatal
+//   stack.*       fiber stacks           current.cpp   current_m, the one thread_local
+//   runtime.cpp   colony/sched/runtime.hpp, the interface for making and observing a runtime
 // Lock order: Scheduler::lock_ -> P::timer_lock -> StackClass::lock; allg_lock_ is a leaf.
 // No scheduler lock is ever held across a fiber switch.
 #pragma once
