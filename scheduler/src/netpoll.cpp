@@ -6,7 +6,7 @@
 // registered once for EPOLLIN | EPOLLOUT | EPOLLRDHUP; each PollDesc keeps, per direction, a
 // wait list and a "ready" flag.
 //
-// Who polls (all in sched.cpp):
+// Who polls (find_runnable and stopm in proc.cpp, pick_local in runq.cpp):
 //   * find_runnable polls without blocking when fibers wait on I/O and no M is blocked in
 //     epoll_wait, before it tries to steal;
 //   * an M about to sleep with nothing to do becomes the poller M (netpoll_m_, at most one) and

@@ -55,7 +55,7 @@ class RunQueue {
   }
 
   // grab: any thread. Copies half (rounded up) of the queue into `dst`'s ring starting at its
-  // tail, without publishing them (steal_into does). Returns how many were claimed.
+  // tail, without publishing them (steal_from does). Returns how many were claimed.
   std::uint32_t grab(RunQueue& dst, std::uint32_t dst_tail) noexcept {
     for (;;) {
       std::uint32_t h = head_.load(std::memory_order_acquire);
@@ -71,9 +71,9 @@ class RunQueue {
     }
   }
 
-  // steal_into: called by dst's owner. Steals half of `victim` into this ring; returns one of the
-  // stolen items to run now (the rest are published in this ring), or null. *count = number
-  // stolen.
+  // steal_from: called by this ring's owner. Steals half of `victim` into this ring; returns
+  // one of the stolen items to run now (the rest are published in this ring), or null.
+  // *count = number stolen.
   T* steal_from(RunQueue& victim, std::uint32_t* count) noexcept {
     std::uint32_t t = tail_.load(std::memory_order_relaxed);
     std::uint32_t n = victim.grab(*this, t);

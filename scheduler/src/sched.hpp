@@ -1,8 +1,26 @@
 // Scheduler internals: P (processor), M (OS thread), and the Scheduler that owns them.
-// The algorithms follow Go's runtime (proc.go); the design essay is in sched.cpp and
-// docs/design.md. Lock order: Scheduler::lock_ -> P::timer_lock -> StackClass::lock.
+// The algorithms follow Go's runtime (proc.go); the overview is the opening comment of proc.cpp,
+// the full design docs/design.md. The Scheduler's members are defined one concept per file:
+//   proc.cpp      Ms: mstart, the g0 loop, find_runnable, startm/wakep/stopm; blocking calls
+//   runq.cpp      the local and global run queues, pick_local, stealing (the ring: runq.hpp)
+//   switch.hpp    the jump (the one switch site) and switch_out, the fiber's side of a switch
+//   switch.cpp    execute, finish_switch, fiber_main, exit_g
+//   gcache.cpp    the G caches, new_g, start_g, ready_g, abandon_g
+//   park.cpp      yield, park, ready, sleep
+//   timer.cpp     the per-P timer heaps, and nanotime
+//   netpoll.cpp   the netpoller          sysmon.cpp    the monitor thread
+//   deadlock.cpp  deadlock detection     wait.cpp      Waiter, WaitList, futex waits
+//   shutdown.cpp  shutdown, unwind_all
+//   registry.cpp  the registry of runtimes, fibers(), the default runtime, current_g & co.
+//   sched.cpp     construction and destruction, statistics, panics
+//   status.hpp    the checked status transitions, and fatal
+//   stack.*       fiber stacks           current.cpp   current_m, the one thread_local
+//   runtime.cpp   colony/sched/runtime.hpp, the interface for making and observing a runtime
+// Lock order: Scheduler::lock_ -> P::timer_lock -> StackClass::lock; allg_lock_ is a leaf.
 // No scheduler lock is ever held across a fiber switch.
 #pragma once
+
+#include <time.h>
 
 #include <atomic>
 #include <cstdint>
@@ -35,7 +53,21 @@ struct Counter {
   std::uint64_t get() const noexcept { return v.load(std::memory_order_relaxed); }
 };
 
-struct TimerHeap;
+// coarse_now: the monotonic clock as of the kernel's last tick (CLOCK_MONOTONIC_COARSE): a few
+// ns to read, a tick's resolution (~4 ms). For times that may trail: dumps, stack trimming.
+inline std::int64_t coarse_now() noexcept {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// xorshift: the next value of a 64-bit xorshift generator with state `s` (never 0).
+inline std::uint64_t xorshift(std::uint64_t& s) noexcept {
+  s ^= s << 13;
+  s ^= s >> 7;
+  s ^= s << 17;
+  return s;
+}
 
 struct alignas(64) P {
   int id = 0;
@@ -90,7 +122,10 @@ struct M {
   Note park;                      // sleeps here when idle
   std::thread thread;
   std::atomic<bool> exited{false}; // mstart has returned
-  std::uint64_t rng = 0;
+  Timer* firing = nullptr;        // the timer whose fn this M is running (owner; timer.cpp)
+  // xorshift state (owner): steal order, fastrand. Never 0; startm seeds each M by its id, and
+  // a temporary M (unwind_all's) keeps this.
+  std::uint64_t rng = 0x9E3779B97F4A7C15ull;
 };
 
 struct Poller;
@@ -131,13 +166,13 @@ class Scheduler {
   void add_timer(Timer* t);
   bool del_timer(Timer* t) noexcept;
 
-  // Called on a fiber: switch away. See sched.cpp.
+  // Called on a fiber: switch away. See switch.hpp and switch.cpp.
   // yield_global: to the back of the global queue (behind everything already queued there).
   // blocked_return: yield_global for a fiber back from a blocking call with no P to take; it
   // stops counting in blocking_ only once it is in the global queue (see exit_blocking).
   enum class After : std::uint8_t { none, yield, yield_global, blocked_return, park, exit };
-  // `m` is current_m(), read by the caller just before.
-  void switch_out(M* m, G* self, After after, UnlockFn unlock, void* arg);
+  // `m` is current_m(), read by the caller just before. Defined in switch.hpp (always_inline).
+  inline void switch_out(M* m, G* self, After after, UnlockFn unlock, void* arg);
 
   // Deadlock detection (deadlock.cpp): `hook` runs at most once, on the thread that noticed that
   // no fiber can run again, with no lock held. Set by colony::run; empty = no detection.
@@ -170,7 +205,6 @@ class Scheduler {
   }
 
  private:
-  friend struct SchedAccess;
   // Post: what the fiber that just switched out wants done once it is off its stack; carried
   // out by whoever lands (finish_switch). Lives on the old fiber's stack.
   struct Post {
@@ -291,6 +325,7 @@ class Scheduler {
 };
 
 void deadlock_epoch_bump() noexcept;  // deadlock.cpp: a P left an idle list
+void register_scheduler(Scheduler* s, bool add);  // registry.cpp: for dumps (SIGQUIT)
 
 // The calling thread's M (null on threads that are not Ms). Never cache the result across a
 // switch: re-read it (the fiber may have moved to another thread).

@@ -1,7 +1,8 @@
 // The one switch site: the only code that touches Boost.Context, and the one place with the
 // sanitizer fiber annotations and the per-fiber C++ exception-state swap. Everything here is
-// always_inline into its callers in sched.cpp (Scheduler::execute on g0, Scheduler::switch_out on
-// a fiber, and the fiber entry trampoline fiber_main).
+// always_inline into its callers: jump into execute (g0 to a fiber), switch_out and
+// exit_blocking; arrived into finish_switch; and Scheduler::switch_out (at the end of this file)
+// into yield and park (park.cpp), start_g (gcache.cpp) and exit_g (switch.cpp).
 //
 // Annotation order (see ../../docs/design.md, "Switching"):
 //   start_switch_fiber (ASan) + switch_to_fiber (TSan)   before the jump, on the old stack
@@ -14,6 +15,8 @@
 #include <cxxabi.h>
 
 #include "g.hpp"
+#include "sched.hpp"
+#include "status.hpp"
 
 #if defined(COLONY_ASAN)
 #include <sanitizer/asan_interface.h>
@@ -84,6 +87,47 @@ EhGlobals* eh_globals() noexcept;
 
 inline void* make_context(void* sp_top, std::size_t size, void (*fn)(ctx::transfer_t)) {
   return ctx::make_fcontext(sp_top, size, fn);
+}
+
+// switch_out: the calling fiber `self` switches away (yield, park, exit, a spawn's overflow
+// yield): straight to the next fiber of its P's local queue if there is one, else to g0, which
+// looks for work (find_runnable) and may park the M. What `self` wants done once it is off its
+// stack travels as a Post and is carried out by whoever lands (finish_switch, switch.cpp).
+// Returns when `self` is resumed, perhaps on another thread.
+[[gnu::always_inline]] inline void Scheduler::switch_out(M* m, G* self, After after,
+                                                         UnlockFn unlock, void* arg) {
+  P* p = m->p;
+  StackPool::check(self, __builtin_frame_address(0));
+  const bool stop = stopping_.load(std::memory_order_relaxed) && !is_unwinding();
+  // A parking fiber still holds whatever its unlock function releases (a wait list's lock, say)
+  // until the next fiber has arrived: a timer run now could need that very lock (a wait's
+  // time-out does). Its timers run in finish_switch instead, after the unlock.
+  G* next = stop ? nullptr : pick_local(p, after != After::park);
+  if (!next && (after == After::yield || after == After::yield_global) && !stop) {
+    // A yield with nothing local to run: give the global queue its turn now (a lone fiber
+    // yielding in a loop must not starve fibers readied from other threads), else carry on.
+    ++p->schedtick;
+    if (runq_size_.load(std::memory_order_relaxed) == 0) return;
+    std::lock_guard<std::mutex> lk(lock_);
+    next = glob_get(p, 0);
+    if (!next) return;
+  }
+  G* to;
+  if (next) {
+    set_status(next, GStatus::runnable, GStatus::running);
+    m->curg = next;
+    p->cur.store(next, std::memory_order_release);
+    p->switches.inc();
+    to = next;
+  } else {
+    m->curg = nullptr;
+    p->cur.store(nullptr, std::memory_order_relaxed);
+    to = &m->g0;
+  }
+  Post post{self, after, unlock, arg};
+  ctx::transfer_t t = jump(self, to, &post, after == After::exit, m->eh);
+  // Resumed, perhaps on another thread: `m` and `p` are stale, read the M again.
+  finish_switch(current_m(), self, t);
 }
 
 }  // namespace colony::sched

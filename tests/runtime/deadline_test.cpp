@@ -249,7 +249,7 @@ TEST_P(Deadlines, BlockingCallsSaturate) {
     colony::Mutex mu;
     colony::CondVar cv;
     colony::Semaphore sem(1);
-    auto never = [&](auto d_or_t, auto... label) {
+    auto never = [&](auto d_or_t) {
       // Channels: send and receive, for and until.
       int v = 0;
       if constexpr (requires { d_or_t.count(); }) {

@@ -3,6 +3,7 @@
 
 #include <sstream>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -535,6 +536,63 @@ TEST(SchedConfig, BadConfigurationIsRejected) {
   setenv("COLONY_MAXPROCS", "zero", 1);
   EXPECT_THROW(colony::run([] {}), std::invalid_argument);
   unsetenv("COLONY_MAXPROCS");
+}
+
+// fastrand: values drawn in `v` are all distinct, and their low bits (what a caller reduces
+// with %) fall evenly into 2, 8 and 64 buckets (within 20%: over 6 standard deviations).
+void expect_fastrand_values_good(std::vector<std::uint64_t> v) {
+  for (unsigned bits : {1u, 3u, 6u}) {
+    std::vector<std::size_t> count(std::size_t{1} << bits);
+    for (std::uint64_t x : v) ++count[x & (count.size() - 1)];
+    const double expected = static_cast<double>(v.size()) / static_cast<double>(count.size());
+    for (std::size_t b = 0; b < count.size(); ++b)
+      EXPECT_NEAR(static_cast<double>(count[b]), expected, 0.2 * expected)
+          << "low " << bits << " bits, bucket " << b;
+  }
+  std::sort(v.begin(), v.end());
+  EXPECT_EQ(std::adjacent_find(v.begin(), v.end()), v.end()) << "a value came twice";
+}
+
+TEST_P(Sched, FastrandOnFibersIsDistinctAndUniform) {
+  const int nfibers = 2 * GetParam();
+  run_fibers([nfibers] {
+    constexpr int kDraws = 32768;
+    std::vector<colony::Future<std::vector<std::uint64_t>>> futures;
+    for (int i = 0; i < nfibers; ++i)
+      futures.push_back(colony::spawn([] {
+        std::vector<std::uint64_t> v(kDraws);
+        for (int k = 0; k < kDraws; ++k) {
+          v[static_cast<std::size_t>(k)] = colony::sched::fastrand();
+          if (k % 1024 == 0) colony::this_fiber::yield();  // let the fibers share Ms
+        }
+        return v;
+      }));
+    std::vector<std::uint64_t> all;
+    for (auto& f : futures) {
+      std::vector<std::uint64_t> v = f.get();
+      expect_fastrand_values_good(v);
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    expect_fastrand_values_good(all);
+  });
+}
+
+TEST(SchedFastrand, WorksFromPlainThreads) {
+  constexpr int kDraws = 65536;
+  std::vector<std::vector<std::uint64_t>> drawn(4);
+  std::vector<std::thread> threads;
+  for (auto& v : drawn)
+    threads.emplace_back([&v] {
+      v.resize(kDraws);
+      for (auto& x : v) x = colony::sched::fastrand();
+    });
+  for (auto& t : threads) t.join();
+  std::vector<std::uint64_t> all;
+  for (const auto& v : drawn) {
+    expect_fastrand_values_good(v);
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  expect_fastrand_values_good(all);  // the threads share one sequence: no value twice
 }
 
 TEST(SchedMisuse, ParkOutsideAFiberThrows) {

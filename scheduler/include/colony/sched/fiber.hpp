@@ -106,6 +106,10 @@ std::uint32_t local_backlog() noexcept;
 int current_proc() noexcept;
 // current_nprocs: how many P the calling fiber's runtime has (0 on a plain thread).
 int current_nprocs() noexcept;
+// fastrand: a cheap pseudo-random number, from any thread; not for cryptography (for choices
+// like select's among ready cases). On a fiber, a xorshift whose state is the M's (Go's
+// cheaprand); on a plain thread, a splitmix64 of a process-wide counter.
+std::uint64_t fastrand() noexcept;
 
 // enter_blocking / exit_blocking: bracket a call that blocks the OS thread (colony::blocking),
 // as Go's entersyscall / exitsyscall. On a fiber, enter_blocking gives up the P (handed to
