@@ -1,21 +1,15 @@
-#include <cstdio>
-#include <cstdlib>
-#include <memory>
-#include <sstream>
+// FutureCore: the type-independent half of Future and spawn's shared state (colony/future.hpp).
+#include "colony/future.hpp"
+
+#include <exception>
+#include <mutex>
 #include <stdexcept>
 
 #include "colony/context.hpp"
-#include "colony/future.hpp"
 #include "colony/go.hpp"
-#include "colony/debug.hpp"
-#include "colony/run.hpp"
-#include "colony/stats.hpp"
 #include "context_wait.hpp"
-#include "colony/sched/runtime.hpp"
 
-namespace colony {
-
-namespace detail {
+namespace colony::detail {
 
 void FutureCore::wait() {
   if (is_ready()) return;
@@ -109,67 +103,4 @@ std::exception_ptr unwound_error() {
       std::runtime_error("colony: the runtime shut down before the fiber finished"));
 }
 
-int run_impl(std::function<int()> main_fn, const Config& cfg, const colony::SourceLocation& loc) {
-  sched::SchedulerPtr s = sched::make_scheduler(cfg);
-  auto st = std::make_shared<FutureState<int>>();
-  if (cfg.detect_deadlocks) {
-    // Runs once, on whichever thread noticed (an M about to sleep, or a plain thread about to
-    // block). Failing the main fiber's future wakes this thread, which shuts the runtime down.
-    sched::set_deadlock_hook(*s, [sp = s.get(), st, on_deadlock = cfg.on_deadlock] {
-      std::ostringstream os;
-      os << "all fibers are asleep - deadlock!\n\n";
-      dump_fibers(os, sched::fibers(*sp));
-      std::string report = os.str();
-      if (!on_deadlock) {
-        std::fputs(report.c_str(), stderr);
-        std::fflush(stderr);
-        std::abort();
-      }
-      on_deadlock(report);
-      st->set_exception(std::make_exception_ptr(Deadlock(report)));
-    });
-  }
-  {
-    // Start main_fn on the new runtime (not on the caller's).
-    auto task = SpawnTask<int, std::function<int()>>{st, Task<std::function<int()>>{std::move(main_fn), {}}};
-    start_fiber(*s, SpawnOptions{}, std::move(task), loc);
-  }
-  Future<int> fut(st);
-  fut.wait();
-  sched::shutdown(*s, -1);
-  return fut.get();
-}
-
-}  // namespace detail
-
-static sched::Scheduler& current() { return sched::current_or_default(); }
-
-std::int64_t num_fibers() { return sched::live_fibers(current()); }
-int max_procs() { return sched::nprocs(current()); }
-
-Stats stats() {
-  sched::SchedulerStats s = sched::stats(current());
-  Stats out;
-  out.max_procs = s.max_procs;
-  out.threads = s.threads;
-  out.fibers = s.fibers;
-  out.stack_bytes_mapped = s.stack_bytes_mapped;
-  out.guarded_stacks = s.guarded_stacks;
-  out.stack_guard = s.stack_guard;
-  out.stack_guard_bytes = s.stack_guard_bytes;
-  out.long_runs = s.long_runs;
-  out.procs = std::move(s.procs);
-  for (const auto& p : out.procs) {
-    out.total.switches += p.switches;
-    out.total.parks += p.parks;
-    out.total.yields += p.yields;
-    out.total.steals += p.steals;
-    out.total.stolen += p.stolen;
-    out.total.spawns += p.spawns;
-    out.total.global_gets += p.global_gets;
-    out.total.timers_fired += p.timers_fired;
-  }
-  return out;
-}
-
-}  // namespace colony
+}  // namespace colony::detail
