@@ -8,6 +8,7 @@
 #include "colony/context.hpp"
 #include "colony/go.hpp"
 #include "context_wait.hpp"
+#include "sync/sync_detail.hpp"
 
 namespace colony::detail {
 
@@ -73,29 +74,18 @@ void FutureCore::set_exception(std::exception_ptr e) noexcept {
 }
 
 void FutureCore::complete() noexcept {
-  // The woken are chained through `next` and stay unlinked: a waiter marked linked in a local
-  // list could be "removed" from it by a ContextWake or an unwinding ~Waiter under lock_.
-  sched::Waiter* first = nullptr;
-  sched::Waiter** tail = &first;
+  sync_detail::Chain woken;  // (not a local WaitList: see Chain)
   {
     std::lock_guard<sched::SpinLock> lk(lock_);
     done_ = true;
-    while (sched::Waiter* w = waiters_.pop_front()) {
-      w->next = nullptr;
-      *tail = w;
-      tail = &w->next;
-    }
+    while (sched::Waiter* w = waiters_.pop_front()) woken.add(w);
   }
   // ready_ is published after lock_ is released, as the last access to *this: a waiter that
   // sees it (without the lock, in is_ready()) may destroy the state at once (a Latch on its
   // stack, say), and must not race with this thread still releasing the lock. A waiter that
   // saw done_ under the lock first waits for this store (await_ready).
   ready_.store(true, std::memory_order_release);
-  // Each waiter may vanish right after its notify: read `next` first.
-  while (sched::Waiter* w = first) {
-    first = w->next;
-    sched::notify(*w);
-  }
+  sync_detail::notify_chain(woken.first);
 }
 
 std::exception_ptr unwound_error() {

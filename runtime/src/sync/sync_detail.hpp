@@ -31,7 +31,9 @@
 namespace colony::sync_detail {
 
 // Chain: a singly linked list of Waiters already unlinked from their WaitList, to be notified
-// after the primitive's lock is released.
+// after the primitive's lock is released (FutureCore::complete uses it too). Not a local
+// WaitList: a waiter marked linked in a local list could be "removed" from it, under the
+// primitive's lock, by its own timeout, a ContextWake or an unwinding ~Waiter.
 struct Chain {
   sched::Waiter* first = nullptr;
   sched::Waiter** tail = &first;
