@@ -127,7 +127,7 @@ Context::Context() : Context(background()) {}
 const Chan<std::monostate>& Context::done() const noexcept { return st_->done; }
 std::error_code Context::err() const {
   // No lock: err is written once, before `ended`; a live context costs one load (the
-  // context-aware waits of sync.cpp call this on every acquire).
+  // context-aware waits of the sync primitives call this on every acquire).
   if (!st_->ended.load(std::memory_order_acquire)) return {};
   return st_->err;
 }

@@ -133,10 +133,11 @@ class ChanState : public ChanCore {
 // std::logic_error if c is null (a nil channel).
 void close_core(ChanCore* c);
 
-// nil_wait: a send or receive (reason chan_send_nil / chan_receive_nil) on a nil channel, which
-// nothing can complete. deadline_ns >= 0: waits until then (a fiber sleeps, a thread blocks) and
-// returns timeout. deadline_ns < 0: never returns; a fiber parks until shutdown unwinds it
-// (FiberUnwind), a plain thread blocks for good, counted asleep by deadlock detection.
+// nil_wait: a wait that nothing can complete: a send or receive on a nil channel (reason
+// chan_send_nil / chan_receive_nil), or a select with no case left (select_no_cases).
+// deadline_ns >= 0: waits until then (a fiber sleeps, a thread blocks) and returns timeout.
+// deadline_ns < 0: never returns; a fiber parks until shutdown unwinds it (FiberUnwind), a
+// plain thread blocks for good, counted asleep by deadlock detection.
 [[gnu::cold]] ChanStatus nil_wait(sched::WaitReason r, std::int64_t deadline_ns);
 
 // Parks the caller on `w`, already linked into one of c's queues with c.lock held; returns

@@ -1,0 +1,49 @@
+// run: starts a runtime, runs main on it, reports a deadlock, and shuts it down (colony/run.hpp).
+#include "colony/run.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "colony/debug.hpp"
+#include "colony/future.hpp"
+#include "colony/go.hpp"
+#include "colony/sched/runtime.hpp"
+
+namespace colony::detail {
+
+int run_impl(std::function<int()> main_fn, const Config& cfg, const colony::SourceLocation& loc) {
+  sched::SchedulerPtr s = sched::make_scheduler(cfg);
+  auto st = std::make_shared<FutureState<int>>();
+  if (cfg.detect_deadlocks) {
+    // Runs once, on whichever thread noticed (an M about to sleep, or a plain thread about to
+    // block). Failing the main fiber's future wakes this thread, which shuts the runtime down.
+    sched::set_deadlock_hook(*s, [sp = s.get(), st, on_deadlock = cfg.on_deadlock] {
+      std::ostringstream os;
+      os << "all fibers are asleep - deadlock!\n\n";
+      dump_fibers(os, sched::fibers(*sp));
+      std::string report = os.str();
+      if (!on_deadlock) {
+        std::fputs(report.c_str(), stderr);
+        std::fflush(stderr);
+        std::abort();
+      }
+      on_deadlock(report);
+      st->set_exception(std::make_exception_ptr(Deadlock(report)));
+    });
+  }
+  {
+    // Start main_fn on the new runtime (not on the caller's).
+    auto task = SpawnTask<int, std::function<int()>>{
+        st, Task<std::function<int()>>{std::move(main_fn), {}}};
+    start_fiber(*s, SpawnOptions{}, std::move(task), loc);
+  }
+  Future<int> fut(st);
+  fut.wait();
+  sched::shutdown(*s, -1);
+  return fut.get();
+}
+
+}  // namespace colony::detail
