@@ -6,6 +6,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "sync/sync_detail.hpp"
+
 namespace colony {
 
 const char* to_string(ChanStatus s) noexcept {
@@ -24,26 +26,21 @@ namespace detail {
 void close_core(ChanCore* core) {
   if (!core) throw std::logic_error("colony::Chan: close of nil channel");
   ChanCore& c = *core;
-  sched::WaitList woken;
+  sync_detail::Chain woken;
   {
     std::lock_guard<sched::SpinLock> lk(c.lock);
     if (c.closed) throw ChannelClosed("colony::Chan: close of closed channel");
     c.closed = true;
     while (sched::Waiter* w = c.recvq.pop_claimed()) {
       w->result = kChanClosed;
-      woken.push_back(w);
+      woken.add(w);
     }
     while (sched::Waiter* w = c.sendq.pop_claimed()) {
       w->result = kChanClosed;
-      woken.push_back(w);
+      woken.add(w);
     }
   }
-  // Unlinked first: each waiter may vanish as soon as it is notified.
-  while (sched::Waiter* w = woken.head) {
-    woken.head = w->next;
-    w->linked = false;
-    sched::notify(*w);
-  }
+  sync_detail::notify_chain(woken.first);
 }
 
 bool park_on(ChanCore& c, sched::Waiter& w, sched::WaitReason r, std::int64_t deadline_ns) {
