@@ -10,22 +10,11 @@
 #include <memory>
 
 #include "colony/chan.hpp"
+#include "colony/sched/fiber.hpp"
 
 namespace colony::detail {
 
 namespace {
-
-std::uint64_t select_rand() noexcept {
-  // Per-thread state, read and written without a switch in between.
-  static thread_local std::uint64_t s = 0;
-  std::uint64_t x = s;
-  if (x == 0) x = static_cast<std::uint64_t>(sched::nanotime()) | 1;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  s = x;
-  return x;
-}
 
 struct Locks {
   sched::SpinLock** v;  // unique, in address order (the global lock order)
@@ -54,7 +43,7 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default,
   CaseBuffer<std::size_t> order_buf(n);
   std::size_t* const order = order_buf.p;
   for (std::size_t i = 0; i < n; ++i) order[i] = i;
-  for (std::size_t i = n - 1; i > 0; --i) std::swap(order[i], order[select_rand() % (i + 1)]);
+  for (std::size_t i = n - 1; i > 0; --i) std::swap(order[i], order[sched::fastrand() % (i + 1)]);
   CaseBuffer<sched::SpinLock*> lock_buf(n);
   for (std::size_t i = 0; i < n; ++i) lock_buf.p[i] = &cases[i].chan->lock;
   std::sort(lock_buf.p, lock_buf.p + n);

@@ -172,6 +172,51 @@ TEST_P(Channels, MixedThreadsAndFibers) {
   });
 }
 
+// close() against receivers whose deadline is the very instant of the close: each receiver ends
+// exactly once, as closed or as timed out. (close used to re-link the waiters it took onto a
+// list of its own; a receiver timing out meanwhile unlinked itself from that list and was then
+// woken a second time by the closer: a fatal "fiber status" error, or a thread woken twice.)
+TEST_P(Channels, CloseRacesReceiversTimingOutAtTheSameInstant) {
+  const int rounds = colony::testing::kSanitized ? 15 : 60;
+  constexpr int kFibers = 192, kThreads = 2;
+  long closed_total = 0, timeout_total = 0;
+  run_fibers([&] {
+    for (int r = 0; r < rounds; ++r) {
+      Chan<int> ch;
+      std::atomic<int> closed{0}, timed_out{0}, other{0};
+      const auto t0 = std::chrono::steady_clock::now() + 2ms;
+      auto receive = [&] {
+        int x = 0;
+        switch (ch.recv_until(x, t0)) {
+          case ChanStatus::closed: ++closed; break;
+          case ChanStatus::timeout: ++timed_out; break;
+          default: ++other; break;
+        }
+      };
+      colony::WaitGroup wg;
+      wg.add(kFibers);
+      for (int i = 0; i < kFibers; ++i)
+        colony::go([&] {
+          receive();
+          wg.done();
+        });
+      std::vector<std::thread> threads;
+      for (int t = 0; t < kThreads; ++t) threads.emplace_back(receive);
+      colony::this_fiber::sleep_until(t0);
+      ch.close();
+      wg.wait();
+      for (auto& t : threads) colony::testing::join_thread(t);
+      ASSERT_EQ(other.load(), 0);
+      ASSERT_EQ(closed.load() + timed_out.load(), kFibers + kThreads) << "round " << r;
+      closed_total += closed.load();
+      timeout_total += timed_out.load();
+    }
+  });
+  // Both outcomes happen, or the race was not exercised.
+  RecordProperty("closed", static_cast<int>(closed_total));
+  RecordProperty("timed_out", static_cast<int>(timeout_total));
+}
+
 TEST_P(Channels, DirectHandoffRunsTheReceiverNext) {
   run_fibers([&] {
     Chan<int> ping, pong;
