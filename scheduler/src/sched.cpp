@@ -117,7 +117,6 @@ Scheduler::Scheduler(const Config& cfg)
   for (int i = 0; i < nprocs_; ++i) {
     auto p = std::make_unique<P>();
     p->id = i;
-    p->rng = 0x9E3779B97F4A7C15ull * static_cast<std::uint64_t>(i + 1);
     allp_.push_back(std::move(p));
   }
   // All Ps start idle; the first ready fiber's wakep() starts an M.

@@ -81,7 +81,6 @@ struct alignas(64) P {
   // Owner only:
   std::uint32_t schedtick = 0;      // fibers scheduled; every 61st checks the global queue
   std::uint32_t runnext_streak = 0; // consecutive picks from runnext (bounded for fairness)
-  std::uint64_t rng = 0;
   G* gcache[64];                    // local cache of dead G's of the default stack class
   int ngcache = 0;
   std::atomic<std::int64_t> live{0};  // fibers started here minus fibers that exited here
