@@ -68,7 +68,7 @@ if [ -z "$GO" ] && [ -x /usr/local/go/bin/go ]; then
   GO=/usr/local/go/bin/go
 fi
 if [ -n "$GO" ]; then
-  echo "-- building the Go worker (bench/go/compare)" >&2
+  echo "-- building the Go worker (bench/go)" >&2
   mkdir -p "$BUILD/go"
   # The go command needs a cache directory; without HOME it cannot derive one.
   if [ -z "${HOME:-}" ]; then
@@ -76,10 +76,10 @@ if [ -n "$GO" ]; then
     export GOCACHE
   fi
   # Standard library only: never consult a module proxy or the environment's workspace.
-  (cd "$ROOT/bench/go/compare" && GO111MODULE=on GOFLAGS= GOWORK=off GOPROXY=off \
+  (cd "$ROOT/bench/go" && GO111MODULE=on GOFLAGS= GOWORK=off GOPROXY=off \
     GOTOOLCHAIN=local "$GO" build -o "$GO_BIN" .) >&2
-  (cd "$ROOT/bench/go/servers" && GO111MODULE=on GOFLAGS= GOWORK=off GOPROXY=off \
-    GOTOOLCHAIN=local "$GO" build -o "$BUILD/go/colony_compare_go_hello" ./hello) >&2
+  (cd "$ROOT/bench/go" && GO111MODULE=on GOFLAGS= GOWORK=off GOPROXY=off \
+    GOTOOLCHAIN=local "$GO" build -o "$BUILD/go/colony_compare_go_hello" ./servers/hello) >&2
 else
   echo "-- go not installed: the Go system is skipped" >&2
   rm -f "$GO_BIN" "$BUILD/go/colony_compare_go_hello"

@@ -52,7 +52,7 @@ for arg in "$@"; do
 done
 
 status=0
-for bench in skynet spawn gosched pingpong parked sleep sleep_raw; do
+for bench in skynet spawn gosched pingpong parked sleep sleep_raw; do  # -bench all: every one
     "$BIN" -bench "$bench" "$@" || status=$?
 done
 exit $status

@@ -55,7 +55,7 @@ fi
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 echo "-- building the Go servers ($(go version | awk '{print $3}'))"
-(cd "$ROOT/bench/go/servers" && go build -o "$OUT/go_hello" ./hello && go build -o "$OUT/go_echo" ./echo)
+(cd "$ROOT/bench/go" && go build -o "$OUT/go_hello" ./servers/hello && go build -o "$OUT/go_echo" ./servers/echo)
 
 # --- helpers ---------------------------------------------------------------------------------
 PIDS=()
