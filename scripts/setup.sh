@@ -7,7 +7,7 @@
 #   required  build-essential cmake ninja-build libboost-context-dev libboost-fiber-dev
 #             libboost-dev libgtest-dev libbenchmark-dev python3
 #   optional  golang-go (the Go peer of the benchmarks), clang (a second compiler), libtbb-dev
-#             (the TBB peer of bench/compare), wrk (bench/server's HTTP load generator)
+#             (the TBB peer of bench/compare), wrk (the HTTP load generator of bench/run.sh server)
 #             A failure to install these is reported and ignored.
 set -euo pipefail
 

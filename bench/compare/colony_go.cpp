@@ -1,5 +1,5 @@
 // colony_compare_colony: the workloads on colony fibers (colony::go, Chan, WaitGroup), written
-// as the Go versions in bench/go/compare are. Everything runs inside
+// as the Go versions in bench/go/suite.go are. Everything runs inside
 // colony::run(main, {.max_procs = P}); the time is taken on the main fiber.
 #include <atomic>
 #include <chrono>

@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""bench/compare/compare.py: colony's comparison suite, fibers versus thread pools and Go.
+"""bench/compare/compare.py: colony's one comparison driver, figures next to their peers'.
 
-    compare.py [--quick | --full] [--out DIR] [--bin DIR] [--go-bin PATH] [--reps N]
-               [--procs P] [--systems A,B] [--workloads A,B] [--timeout S]
+    compare.py suite [--quick | --full] [--out DIR] [--bin DIR] [--go-bin PATH] [--reps N]
+                     [--procs P] [--systems A,B] [--workloads A,B] [--timeout S]
+    compare.py micro --colony colony.json [--peers peers.json] [--go go.jsonl]
+                     [--markdown FILE] [--note TEXT]...
+    compare.py pool  --pool pool.json [--go go.jsonl] [--markdown FILE] [--note TEXT]...
 
-Runs every workload on every system, each repetition in its own child process (so the peak RSS
-is that run's), interleaving the systems within each repetition. Prints a progress line while it
-runs, then the table: median and min over the repetitions, peak RSS (median), the ratio of the
-median to colony go's median (lower is better everywhere; < 1 means faster, or smaller, than
-colony go) and a note. Writes into DIR:
+bench/run.sh builds what each needs and calls it; lower is better everywhere, and a ratio below
+1 means colony is faster (or smaller). Standard library only.
+
+suite: the comparison suite, fibers versus thread pools and Go. Runs every workload on every
+system, each repetition in its own child process (so the peak RSS is that run's, and no run
+inherits another's warm caches), interleaving the systems within each repetition. Prints a
+progress line while it runs, then the table: median and min over the repetitions, peak RSS
+(median), the ratio of the median to colony go's median and a note. Writes into DIR:
 
     results.json   one record per system x workload x repetition, plus the run's context
     table.txt      the table as printed
@@ -16,8 +22,18 @@ colony go) and a note. Writes into DIR:
     chart.svg      grouped bars per workload, log scale, one colour per system
 
 The workers are the executables built by bench/compare/CMakeLists.txt (colony_compare_*; in
---bin) and the Go program of bench/go/compare (--go-bin); bench/compare/run.sh builds them and
-runs this script. A missing worker is reported as skipped, with the reason. Standard library only.
+--bin), the Go program of bench/go run with -workload (--go-bin) and server_worker.sh for the
+server row. A missing worker is reported as skipped, with the reason.
+
+micro: the micro-benchmarks (bench/micro, warm, Google Benchmark) per operation: colony against
+Go (bench/go -bench), Boost.Fiber and a raw Boost.Context jump.
+  --colony  google-benchmark JSON of BUILD/bench/micro/colony_bench
+  --peers   google-benchmark JSON of BUILD/bench/micro/colony_bench_peers
+  --go      JSON lines of colonybench -bench; the "rep": "median" record of each workload
+pool: ants' scenario (1M tasks sleeping 10 ms) and the submit cost: colony_pool_bench
+(--pool) against Go's semaphore, raw goroutines and spawn (--go).
+Any input of micro or pool may be missing: its figures show as "n/a". Exit status 1 if a
+colony figure is missing or its benchmark reported an error.
 """
 
 import argparse
@@ -38,8 +54,441 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.path.join(ROOT, "build", "release")  # bench/run.sh's default build directory
 
-# ------------------------------------------------------------------ systems and workloads
+# ================================================================== shared: the run's context
+
+
+def nproc():
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def hardware():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = f"{int(line.split()[1]) / (1024 * 1024):.1f} GiB"
+                    break
+    except (OSError, ValueError):
+        pass
+    return f"{model}, nproc {nproc()}, MemTotal {mem}, Linux {platform.release()}"
+
+
+def tool_version(cmd):
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        first = (out.stdout or out.stderr).strip().splitlines()
+        return first[0] if first else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def go_version():
+    go = shutil.which("go") or ("/usr/local/go/bin/go"
+                                if os.access("/usr/local/go/bin/go", os.X_OK) else None)
+    return tool_version([go, "version"]) if go else None
+
+
+def now():
+    return datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def fmt_num(v):
+    if v is None:
+        return "n/a"
+    a = abs(v)
+    if a >= 100:
+        return f"{v:,.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def fmt_ratio(r):
+    if r is None:
+        return ""
+    if r >= 10:
+        return f"{r:,.0f}x"
+    if r < 0.1:
+        return f"{r:.3f}x"
+    return f"{r:.2f}x"
+
+
+# ================================================================== micro and pool: inputs
+
+NS_PER = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+
+class Missing(Exception):
+    """A figure is not available; the message says why."""
+
+
+def load_gbench(path):
+    """Benchmarks of a google-benchmark JSON file, or an error string."""
+    if not path or not os.path.exists(path):
+        return "not run"
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f).get("benchmarks", [])
+    except (OSError, ValueError) as e:
+        return f"unreadable ({e})"
+
+
+def load_go(path):
+    """{bench: median record} from colonybench -bench output, or an error string."""
+    if not path or not os.path.exists(path):
+        return "not run"
+    medians, skipped = {}, None
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if "skipped" in rec:
+                skipped = rec["skipped"]
+            elif rec.get("rep") == "median" and "bench" in rec:
+                medians[rec["bench"]] = rec
+    if not medians:
+        return skipped or "no results"
+    return medians
+
+
+def gbench_runs(benchmarks, family, arg=None):
+    """The runs of one benchmark: name 'family[/arg]/...'. Aggregates preferred when present."""
+    if isinstance(benchmarks, str):
+        raise Missing(benchmarks)
+    runs = []
+    for b in benchmarks:
+        parts = b.get("name", "").split("/")
+        if parts[0] != family or (arg is not None and (len(parts) < 2 or parts[1] != str(arg))):
+            continue
+        runs.append(b)
+    if not runs:
+        raise Missing(f"{family} not in results")
+    errors = [b for b in runs if b.get("error_occurred")]
+    if errors:
+        raise Missing(f"{family}: error: {errors[0].get('error_message', '?')}")
+    medians = [b for b in runs if b.get("run_type") == "aggregate" and b.get("aggregate_name") == "median"]
+    if medians:
+        return medians
+    return [b for b in runs if b.get("run_type", "iteration") == "iteration"]
+
+
+def gbench_time(benchmarks, family, unit, arg=None):
+    """real_time of a benchmark (median over repetitions) in `unit`."""
+    values = [b["real_time"] * NS_PER[b.get("time_unit", "ns")] / NS_PER[unit]
+              for b in gbench_runs(benchmarks, family, arg)]
+    return statistics.median(values)
+
+
+def gbench_counter(benchmarks, family, counter, scale=1.0, arg=None):
+    """A user counter of a benchmark times `scale` (rate counters inverted are in seconds)."""
+    values = []
+    for b in gbench_runs(benchmarks, family, arg):
+        if counter not in b:
+            raise Missing(f"{family}: no counter {counter}")
+        values.append(b[counter] * scale)
+    return statistics.median(values)
+
+
+def go_value(go, bench, unit):
+    if isinstance(go, str):
+        raise Missing(go)
+    rec = go.get(bench)
+    if rec is None:
+        raise Missing(f"go {bench} not in results")
+    if rec.get("unit") != unit:
+        raise Missing(f"go {bench}: unit {rec.get('unit')}, expected {unit}")
+    return float(rec["value"])
+
+
+# ================================================================== micro and pool: the tables
+
+S_TO_NS = 1e9
+MIB = 1024.0 * 1024.0
+
+
+class Table:
+    """A per-operation table: rows of getters, one per column, over named inputs.
+
+    columns: [(column, input key)]; ratios: [(numerator column, denominator column)];
+    rows: [(workload, unit, {column: getter(inputs)})]; legend: lines under the table."""
+
+    def __init__(self, title, columns, ratios, rows, legend):
+        self.title, self.columns, self.ratios, self.rows, self.legend = \
+            title, columns, ratios, rows, legend
+
+    def header(self):
+        return (["workload", "unit"] + [c for c, _ in self.columns] +
+                [f"{a}/{b}" for a, b in self.ratios])
+
+
+def ratio_cell(a, b):
+    if a is None or b is None or b == 0:
+        return "n/a"
+    return fmt_ratio(a / b)
+
+
+def build_table(table, inputs):
+    """(rows of cells, problems, colony_bad) for `inputs` {key: loaded input or error string}."""
+    rows, problems = [], []
+    # A whole input missing is reported once, not once per cell.
+    absent = {key for _, key in table.columns if isinstance(inputs.get(key), str)}
+    reported = set()
+    for col, key in table.columns:
+        if key in absent and key not in reported:
+            reported.add(key)
+            cols = [c for c, k in table.columns if k == key]
+            problems.append(f"{' / '.join(cols)}: {inputs[key]}")
+    colony_bad = "colony" in {c for c, k in table.columns if k in absent}
+    for name, unit, getters in table.rows:
+        values = {}
+        for col, key in table.columns:
+            get, v = getters.get(col), None
+            if get is not None and key not in absent:
+                try:
+                    v = get(inputs)
+                except Missing as e:
+                    problems.append(f"{name}: {col}: {e}")
+                    colony_bad |= col == "colony"
+                except (KeyError, TypeError, ValueError) as e:
+                    problems.append(f"{name}: {col}: malformed result ({e!r})")
+                    colony_bad |= col == "colony"
+            values[col] = v
+        rows.append([name, unit] + [fmt_num(values[c]) for c, _ in table.columns] +
+                    [ratio_cell(values[a], values[b]) for a, b in table.ratios])
+    return rows, problems, colony_bad
+
+
+# The micro table: colony_bench (colony), colony_bench_peers (Boost.Fiber, raw jump), Go.
+MICRO = Table(
+    "colony benchmarks",
+    [("colony", "colony"), ("Go", "go"), ("Boost.Fiber", "peers"), ("raw jump", "peers")],
+    [("colony", "Go"), ("colony", "Boost.Fiber"), ("colony", "raw jump")],
+    [
+        ("yield", "ns/yield", {
+            "colony": lambda i: gbench_counter(i["colony"], "BM_Colony_Yield", "per_yield", S_TO_NS),
+            "Go": lambda i: go_value(i["go"], "gosched", "ns/op"),
+            "Boost.Fiber": lambda i: gbench_counter(i["peers"], "BM_BoostFiber_Yield", "per_yield",
+                                                    S_TO_NS),
+            "raw jump": lambda i: gbench_counter(i["peers"], "BM_BoostContext_Jump", "per_jump",
+                                                 S_TO_NS)}),
+        ("spawn", "ns/fiber", {
+            "colony": lambda i: gbench_counter(i["colony"], "BM_Colony_Spawn", "per_spawn", S_TO_NS),
+            "Go": lambda i: go_value(i["go"], "spawn", "ns/op")}),
+        ("skynet 1M", "ms/tree", {
+            "colony": lambda i: gbench_time(i["colony"], "BM_Colony_Skynet", "ms"),
+            "Go": lambda i: go_value(i["go"], "skynet", "ms"),
+            "Boost.Fiber": lambda i: gbench_time(i["peers"], "BM_BoostFiber_Skynet", "ms")}),
+        ("pingpong", "ns/round trip", {
+            "colony": lambda i: gbench_time(i["colony"], "BM_Colony_ChanPingPong", "ns"),
+            "Go": lambda i: go_value(i["go"], "pingpong", "ns/op")}),
+        ("select, 2 cases", "ns/select", {
+            "colony": lambda i: gbench_time(i["colony"], "BM_Colony_Select", "ns"),
+            "Go": lambda i: go_value(i["go"], "select", "ns/op")}),
+        ("dynamic select, 2 cases", "ns/select", {
+            "colony": lambda i: gbench_time(i["colony"], "BM_Colony_SelectDynamic", "ns", arg=2),
+            "Go": lambda i: go_value(i["go"], "selectdyn2", "ns/op")}),
+        ("dynamic select, 100 cases", "ns/select", {
+            "colony": lambda i: gbench_time(i["colony"], "BM_Colony_SelectDynamic", "ns", arg=100),
+            "Go": lambda i: go_value(i["go"], "selectdyn100", "ns/op")}),
+        ("chan buffered, 1 producer", "ns/value", {
+            "colony": lambda i: gbench_counter(i["colony"], "BM_Colony_ChanBuffered", "per_value",
+                                               S_TO_NS, arg=1),
+            "Go": lambda i: go_value(i["go"], "chanbuf1", "ns/op")}),
+        ("chan buffered, 4 producers", "ns/value", {
+            "colony": lambda i: gbench_counter(i["colony"], "BM_Colony_ChanBuffered", "per_value",
+                                               S_TO_NS, arg=4),
+            "Go": lambda i: go_value(i["go"], "chanbuf4", "ns/op")}),
+        ("mutex, 8 contenders", "ns/lock", {
+            "colony": lambda i: gbench_counter(i["colony"], "BM_Colony_MutexContended", "per_lock",
+                                               S_TO_NS),
+            "Go": lambda i: go_value(i["go"], "mutex", "ns/op")}),
+        ("waitgroup fan-in 100k", "ns/fiber", {
+            "colony": lambda i: gbench_counter(i["colony"], "BM_Colony_WaitGroupFanIn", "per_fiber",
+                                               S_TO_NS),
+            "Go": lambda i: go_value(i["go"], "wgfanin", "ns/op")}),
+        ("parked 1M", "bytes/fiber", {
+            "colony": lambda i: gbench_counter(i["colony"], "BM_Colony_Parked", "bytes_per_fiber",
+                                               arg=1000000),
+            "Go": lambda i: go_value(i["go"], "parked", "bytes/op")}),
+    ],
+    [
+        "yield: two fibers yielding to each other on one processor (colony max_procs=1, "
+        "Go GOMAXPROCS(1) runtime.Gosched, Boost.Fiber round_robin on one thread); "
+        "raw jump = one Boost.Context jump_fcontext, the floor",
+        "spawn: 1M empty fibers started from one fiber and waited for, per fiber",
+        "skynet 1M: 10-way tree of 1,111,111 fibers, each returning its subtree's sum, wall time "
+        "per tree",
+        "pingpong: two fibers handing a value back and forth over two unbuffered channels "
+        "(colony::Chan, Go chan), per round trip",
+        "select: Go's BenchmarkSelectUncontended on one fiber, two 1-slot channels, one holding a "
+        "value; each select takes it and sends one to the other (select + one buffered send)",
+        "dynamic select: the same over 2 or 100 channels as a run-time set of cases "
+        "(colony::SelectCase, Go reflect.Select)",
+        "chan buffered: 1M values through a 128-slot channel from 1 or 4 producer fibers to one "
+        "receiver",
+        "mutex: 8 fibers (goroutines) taking one colony::Mutex (sync.Mutex) 100k times each",
+        "waitgroup fan-in: 100k fibers each calling done() on one WaitGroup, one waiter",
+        "parked 1M: resident memory per parked fiber with 1M fibers blocked (VmRSS delta)",
+    ])
+
+
+def pool_sleep(family, counter, scale=1.0, arg=None):
+    return lambda i: gbench_counter(i["pool"], family, counter, scale, arg=arg)
+
+
+# The pool table: colony_pool_bench against Go's sleep, sleep_raw and spawn.
+POOL = Table(
+    "colony Pool: ants' benchmark",
+    [("colony", "pool"), ("Go", "go")],
+    [("colony", "Go")],
+    [
+        ("sleep 1M, Pool(50,000) / Go chan semaphore", "ms", {
+            "colony": pool_sleep("BM_PoolSleep", "wall_ms"),
+            "Go": lambda i: go_value(i["go"], "sleep", "ms")}),
+        ("  peak RSS", "MiB", {
+            "colony": pool_sleep("BM_PoolSleep", "peak_rss_MiB"),
+            "Go": lambda i: go_value(i["go"], "sleep_peak_rss", "bytes") / MIB}),
+        ("  stacks mapped", "MiB", {
+            "colony": pool_sleep("BM_PoolSleep", "stacks_mapped_MiB")}),
+        ("sleep 1M, raw go + WaitGroup / raw goroutines", "ms", {
+            "colony": pool_sleep("BM_RawGoSleep", "wall_ms"),
+            "Go": lambda i: go_value(i["go"], "sleep_raw", "ms")}),
+        ("  peak RSS", "MiB", {
+            "colony": pool_sleep("BM_RawGoSleep", "peak_rss_MiB"),
+            "Go": lambda i: go_value(i["go"], "sleep_raw_peak_rss", "bytes") / MIB}),
+        ("  stacks mapped", "MiB", {
+            "colony": pool_sleep("BM_RawGoSleep", "stacks_mapped_MiB")}),
+        ("sleep 1M, go + Chan semaphore / Go chan semaphore", "ms", {
+            "colony": pool_sleep("BM_ChanSemaphoreSleep", "wall_ms"),
+            "Go": lambda i: go_value(i["go"], "sleep", "ms")}),
+        ("  peak RSS", "MiB", {
+            "colony": pool_sleep("BM_ChanSemaphoreSleep", "peak_rss_MiB"),
+            "Go": lambda i: go_value(i["go"], "sleep_peak_rss", "bytes") / MIB}),
+        ("sleep 1M, Pool(20,000)", "ms", {
+            "colony": pool_sleep("BM_PoolSleepCapped", "wall_ms", arg=20000)}),
+        ("  peak RSS", "MiB", {
+            "colony": pool_sleep("BM_PoolSleepCapped", "peak_rss_MiB", arg=20000)}),
+        ("sleep 1M, Pool(10,000)", "ms", {
+            "colony": pool_sleep("BM_PoolSleepCapped", "wall_ms", arg=10000)}),
+        ("  peak RSS", "MiB", {
+            "colony": pool_sleep("BM_PoolSleepCapped", "peak_rss_MiB", arg=10000)}),
+        ("submit empty, Pool(1,000) / go", "ns/task", {
+            "colony": pool_sleep("BM_SubmitEmpty", "ns_per_submit", arg=1000),
+            "Go": lambda i: go_value(i["go"], "spawn", "ns/op")}),
+        ("submit empty, unbounded Pool / go", "ns/task", {
+            "colony": pool_sleep("BM_SubmitEmpty", "ns_per_submit", arg=-1),
+            "Go": lambda i: go_value(i["go"], "spawn", "ns/op")}),
+        ("colony::go empty / go", "ns/task", {
+            "colony": pool_sleep("BM_RawGoEmpty", "ns_per_fiber"),
+            "Go": lambda i: go_value(i["go"], "spawn", "ns/op")}),
+    ],
+    [
+        "sleep 1M: ants' scenario, 1,000,000 tasks each sleeping 10 ms; Pool(C): a colony::Pool "
+        "of capacity C (ants' BenchmarkAntsPool), raw go: a fiber per task and a WaitGroup "
+        "(Go: sleep_raw), Chan semaphore: a fiber per task, at most 50,000 at once (Go: sleep, "
+        "ants' BenchmarkSemaphore); each run in a fresh process, peak RSS = that process's",
+        "stacks mapped: the address space the runtime had reserved for stacks at the end "
+        "(256 KiB each, never shrinks: it counts the fibers alive at the peak)",
+        "submit empty: 1,000,000 empty tasks submitted from one fiber, then wait(), per task; Go: "
+        "spawn, go func(){ wg.Done() }()",
+    ])
+
+
+def procs_line(go, key):
+    maxprocs = os.environ.get("COLONY_MAXPROCS")
+    colony = f"colony max_procs {maxprocs} (COLONY_MAXPROCS)" if maxprocs else \
+        f"colony max_procs {os.cpu_count()} (default: hardware_concurrency)"
+    if isinstance(go, dict) and key in go:
+        extra = " (yield: 1)" if key == "skynet" else ""
+        return f"{colony}, Go GOMAXPROCS {go[key].get('procs', '?')}{extra}"
+    return colony
+
+
+def plain_table(header, rows):
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+
+    def line(r):
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def plain_markdown(table, rows, context, notes, problems):
+    header = table.header()
+    md = [f"# {table.title}", ""]
+    md += [f"- {c}" for c in context]
+    md += ["", "Lower is better everywhere; a ratio below 1 means colony is faster (or smaller).", ""]
+    md += ["| " + " | ".join(header) + " |",
+           "|" + "|".join([":--", ":--"] + ["--:"] * (len(header) - 2)) + "|"]
+    md += ["| " + " | ".join(r) + " |" for r in rows]
+    md += [""] + [f"- {line}" for line in table.legend]
+    if notes:
+        md += [""] + [f"- {n}" for n in notes]
+    if problems:
+        md += ["", "Not available:", ""] + [f"- {p}" for p in problems]
+    return "\n".join(md) + "\n"
+
+
+def table_main(table, inputs, go, procs_key, args):
+    """micro and pool: prints the table (and writes --markdown); 1 if a colony figure is bad."""
+    rows, problems, colony_bad = build_table(table, inputs)
+    context = [f"date: {now()}", f"hardware: {hardware()}", procs_line(go, procs_key)]
+    gv = go_version()
+    if gv:
+        context.append(gv)
+    for c in context:
+        print(c)
+    print("lower is better; ratio < 1: colony faster/smaller")
+    print()
+    print(plain_table(table.header(), rows))
+    if problems:
+        print()
+        print("not available:")
+        for p in problems:
+            print(f"  {p}")
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as f:
+            f.write(plain_markdown(table, rows, context, args.note, problems))
+        print()
+        print(f"Markdown: {args.markdown}")
+    return 1 if colony_bad else 0
+
+
+def micro_main(args):
+    go = load_go(args.go)
+    inputs = {"colony": load_gbench(args.colony), "peers": load_gbench(args.peers), "go": go}
+    return table_main(MICRO, inputs, go, "skynet", args)
+
+
+def pool_main(args):
+    go = load_go(args.go)
+    inputs = {"pool": load_gbench(args.pool), "go": go}
+    return table_main(POOL, inputs, go, "sleep", args)
+
+
+# ================================================================== suite: systems and workloads
 
 # key, display name, worker executable (relative to --bin; None: --go-bin), chart colour,
 # why it may be missing.
@@ -61,7 +510,7 @@ SYSTEMS = [
 BASELINE = "colony-go"
 
 # Rows of the table: label, worker workload, what it measures (for the legend).
-ROWS = [
+SUITE_ROWS = [
     ("spawn", "spawn", "N empty tasks started from one task, then wait for all; ns per task"),
     ("skynet", "skynet", "10-way tree of tasks down to 1,000,000 leaves (1,111,111 tasks), "
      "each returning its subtree's sum over a channel to its parent; the sum must be "
@@ -139,46 +588,6 @@ MODES = {
     },
 }
 
-# ------------------------------------------------------------------ context
-
-
-def hardware():
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    mem = "?"
-    try:
-        with open("/proc/meminfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    mem = f"{int(line.split()[1]) / (1024 * 1024):.1f} GiB"
-                    break
-    except (OSError, ValueError):
-        pass
-    return f"{model}, nproc {nproc()}, MemTotal {mem}, Linux {platform.release()}"
-
-
-def nproc():
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def tool_version(cmd):
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-        first = (out.stdout or out.stderr).strip().splitlines()
-        return first[0] if first else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 # ------------------------------------------------------------------ running one child
 
 
@@ -235,19 +644,6 @@ def server_argv(kind, server, extra, args, procs):
 # ------------------------------------------------------------------ formatting
 
 
-def fmt_num(v):
-    if v is None:
-        return "n/a"
-    a = abs(v)
-    if a >= 100:
-        return f"{v:,.0f}"
-    if a >= 10:
-        return f"{v:.1f}"
-    if a >= 1:
-        return f"{v:.2f}"
-    return f"{v:.3f}"
-
-
 def fmt_rss(kib):
     if kib is None:
         return "n/a"
@@ -256,16 +652,6 @@ def fmt_rss(kib):
     if kib >= 1024:
         return f"{kib / 1024:.0f} MiB"
     return f"{kib} KiB"
-
-
-def fmt_ratio(r):
-    if r is None:
-        return ""
-    if r >= 10:
-        return f"{r:,.0f}x"
-    if r < 0.1:
-        return f"{r:.3f}x"
-    return f"{r:.2f}x"
 
 
 def fmt_duration(s):
@@ -324,7 +710,7 @@ def summarise(records, systems, rows):
     return cells
 
 
-HEADER = ["workload", "system", "median", "min", "unit", "peak RSS", "vs colony go", "note"]
+SUITE_HEADER = ["workload", "system", "median", "min", "unit", "peak RSS", "vs colony go", "note"]
 
 
 def table_rows(cells, systems, rows):
@@ -344,15 +730,15 @@ def table_rows(cells, systems, rows):
     return out
 
 
-def text_table(trows):
-    widths = [max(len(r[i]) for r in [HEADER] + trows) for i in range(len(HEADER) - 1)]
+def suite_text_table(trows):
+    widths = [max(len(r[i]) for r in [SUITE_HEADER] + trows) for i in range(len(SUITE_HEADER) - 1)]
     right = {2, 3, 5, 6}
 
     def line(r):
         cols = [(c.rjust(w) if i in right else c.ljust(w)) for i, (c, w) in enumerate(zip(r, widths))]
         return ("  ".join(cols) + "  " + r[-1]).rstrip()
 
-    lines = [line(HEADER), line(["-" * w for w in widths] + ["----"])]
+    lines = [line(SUITE_HEADER), line(["-" * w for w in widths] + ["----"])]
     prev = None
     for r in trows:
         if prev is not None and r[0] != prev:
@@ -366,8 +752,8 @@ def md_escape(s):
     return s.replace("|", "\\|")
 
 
-def markdown_table(trows):
-    out = ["| " + " | ".join(HEADER) + " |",
+def suite_markdown_table(trows):
+    out = ["| " + " | ".join(SUITE_HEADER) + " |",
            "|:--|:--|--:|--:|:--|--:|--:|:--|"]
     prev = None
     for r in trows:
@@ -535,33 +921,8 @@ class Progress:
             sys.stderr.flush()
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    g = ap.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_const", const="quick", dest="mode",
-                   help="smaller sizes, 3 repetitions (the default)")
-    g.add_argument("--full", action="store_const", const="full", dest="mode",
-                   help="the issue's sizes, 5 repetitions")
-    ap.add_argument("--out", default=os.path.join(ROOT, "build", "compare", "results"),
-                    help="output directory (default build/compare/results)")
-    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "compare", "bench", "compare"),
-                    help="directory of the colony_compare_* workers")
-    ap.add_argument("--go-bin", default=os.path.join(ROOT, "build", "compare", "go",
-                                                     "colony_compare_go"),
-                    help="the Go worker (bench/go/compare, built by run.sh)")
-    ap.add_argument("--http-server", help="colony's HTTP example server (default: "
-                    "BUILD/examples/colony_http_server, BUILD being --bin's build directory)")
-    ap.add_argument("--go-http-server", help="Go's net/http hello server (default: "
-                    "colony_compare_go_hello next to --go-bin)")
-    ap.add_argument("--reps", type=int, help="repetitions (default: 3 quick, 5 full)")
-    ap.add_argument("--procs", type=int, default=nproc(),
-                    help="processors / pool threads / GOMAXPROCS (default: nproc)")
-    ap.add_argument("--systems", help="comma-separated subset of: " +
-                    ", ".join(s[0] for s in SYSTEMS))
-    ap.add_argument("--workloads", help="comma-separated subset of: " +
-                    ", ".join(r[0] for r in ROWS))
-    ap.add_argument("--timeout", type=float, help="seconds per run before it is killed")
-    args = ap.parse_args()
+def suite_main(args, ap):
+    """The comparison suite; `ap` is its argument parser (for errors)."""
     mode_name = args.mode or "quick"
     mode = MODES[mode_name]
     reps = args.reps or mode["reps"]
@@ -574,13 +935,13 @@ def main():
         if unknown:
             ap.error(f"unknown system(s): {', '.join(unknown)}")
         systems = [s for s in SYSTEMS if s[0] in want or s[0] == BASELINE]
-    rows = ROWS
+    rows = SUITE_ROWS
     if args.workloads:
         want = [w.strip() for w in args.workloads.split(",")]
-        unknown = [w for w in want if w not in {r[0] for r in ROWS}]
+        unknown = [w for w in want if w not in {r[0] for r in SUITE_ROWS}]
         if unknown:
             ap.error(f"unknown workload(s): {', '.join(unknown)}")
-        rows = [r for r in ROWS if r[0] in want]
+        rows = [r for r in SUITE_ROWS if r[0] in want]
 
     # Which workers exist.
     exes, skipped = {}, {}
@@ -595,7 +956,7 @@ def main():
         if os.access(path, os.X_OK):
             exes[key] = path
         elif exe in failed_builds:
-            skipped[key] = f"failed to build ({exe}: see the build output of run.sh)"
+            skipped[key] = f"failed to build ({exe}: see the build output of bench/run.sh)"
         else:
             skipped[key] = why
 
@@ -605,7 +966,7 @@ def main():
             os.path.dirname(os.path.dirname(os.path.abspath(args.bin))), "examples",
             "colony_http_server"),
         "Go": args.go_http_server or os.path.join(os.path.dirname(args.go_bin),
-                                                  "colony_compare_go_hello"),
+                                                  "go_hello"),
     }
     server_missing = {
         "colony": "colony's HTTP example server is not built (COLONY_BUILD_EXAMPLES=ON, "
@@ -647,13 +1008,13 @@ def main():
                     plan.append((label, workload, key, rep))
 
     context = {
-        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "date": now(),
         "hardware": hardware(),
         "mode": mode_name,
         "reps": reps,
         "procs": args.procs,
         "compiler": tool_version(["c++", "--version"]),
-        "go": tool_version(["go", "version"]) if shutil.which("go") else None,
+        "go": go_version(),
         "sizes": mode["rows"],
     }
     print(f"colony comparison suite, {mode_name} mode: {len(plan)} runs, {reps} repetitions, "
@@ -735,7 +1096,7 @@ def main():
         head.append(context["go"])
     head.append("lower is better everywhere; 'vs colony go' = median / colony go's median "
                 "(< 1: faster or smaller than colony go); peak RSS = the run's whole process")
-    table = text_table(trows)
+    table = suite_text_table(trows)
     print()
     print("\n".join(head))
     print()
@@ -756,7 +1117,7 @@ def main():
     md = [f"## Comparison suite ({mode_name} mode)", ""]
     md += [f"- {h}" for h in head[1:]]
     md += ["", f"![comparison chart](chart.svg)", ""]
-    md += markdown_table(trows)
+    md += suite_markdown_table(trows)
     md += ["", "Workloads (the same definitions for every system):", ""]
     md += [f"- **{label}**: {desc}" for label, _, desc in rows]
     if skipped:
@@ -767,7 +1128,7 @@ def main():
                "ratio = their median / colony go's):", ""]
         md += [f"- {label}: " + ", ".join(f"{n} {fmt_ratio(r)}" for n, r in better)
                for label, better in nf]
-    md += ["", f"Reproduce: `bench/compare/run.sh --{mode_name}` "
+    md += ["", f"Reproduce: `bench/run.sh suite --{mode_name}` "
            f"(took {fmt_duration(elapsed)} for the runs)."]
     with open(os.path.join(args.out, "results.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(md) + "\n")
@@ -784,6 +1145,61 @@ def main():
         print(f"{len(failed)} run(s) FAILED (see the table notes)", file=sys.stderr)
         return 1
     return 0
+
+
+# ================================================================== main
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n", 2)[2])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("suite", help="the comparison suite, each run in its own process")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_const", const="quick", dest="mode",
+                   help="smaller sizes, 3 repetitions (the default)")
+    g.add_argument("--full", action="store_const", const="full", dest="mode",
+                   help="the issue's sizes, 5 repetitions")
+    s.add_argument("--out", default=os.path.join(BUILD, "bench-results", "suite"),
+                   help="output directory (default build/release/bench-results/suite)")
+    s.add_argument("--bin", default=os.path.join(BUILD, "bench", "compare"),
+                   help="directory of the colony_compare_* workers")
+    s.add_argument("--go-bin", default=os.path.join(BUILD, "go", "colonybench"),
+                   help="the Go worker (bench/go, built by bench/run.sh)")
+    s.add_argument("--http-server", help="colony's HTTP example server (default: "
+                   "BUILD/examples/colony_http_server, BUILD being --bin's build directory)")
+    s.add_argument("--go-http-server", help="Go's net/http hello server (default: "
+                   "go_hello next to --go-bin)")
+    s.add_argument("--reps", type=int, help="repetitions (default: 3 quick, 5 full)")
+    s.add_argument("--procs", type=int, default=nproc(),
+                   help="processors / pool threads / GOMAXPROCS (default: nproc)")
+    s.add_argument("--systems", help="comma-separated subset of: " +
+                   ", ".join(s[0] for s in SYSTEMS))
+    s.add_argument("--workloads", help="comma-separated subset of: " +
+                   ", ".join(r[0] for r in SUITE_ROWS))
+    s.add_argument("--timeout", type=float, help="seconds per run before it is killed")
+
+    m = sub.add_parser("micro", help="the micro-benchmarks per operation: colony, Go, "
+                       "Boost.Fiber, raw jump")
+    m.add_argument("--colony", required=True, help="colony_bench JSON")
+    m.add_argument("--peers", help="colony_bench_peers JSON")
+    m.add_argument("--go", help="colonybench -bench JSON lines")
+
+    p = sub.add_parser("pool", help="ants' benchmark: colony_pool_bench against Go")
+    p.add_argument("--pool", required=True, help="colony_pool_bench JSON")
+    p.add_argument("--go", help="colonybench -bench JSON lines (sleep, sleep_raw, spawn)")
+    for sp in (m, p):
+        sp.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown here")
+        sp.add_argument("--note", action="append", default=[], help="a line added under the table")
+
+    args = ap.parse_args()
+    if args.command == "micro":
+        return micro_main(args)
+    if args.command == "pool":
+        return pool_main(args)
+    return suite_main(args, s)
 
 
 if __name__ == "__main__":

@@ -58,9 +58,8 @@ using Heap = std::vector<P::TimerEntry>;
 // position in the slot table (pos), never in the Timer itself. sift_down also prefetches the
 // timers it moves up (tof: the slot table's timers): they are the ones due next, each on the
 // stack of a fiber asleep for a while and long out of cache, and loading them now overlaps
-// those misses with the rest of the firing instead of stalling on each when it reaches the
-// root (1M x 10 ms sleeps: -8 to -10% wall time). Writing each moved timer's index, as this
-// heap did before, had the same side effect at the price of a write per move.
+// those misses instead of stalling on each at the root. Why, and the alternatives measured:
+// docs/design.md, "Timers".
 void sift_up(Heap& h, std::int32_t* pos, std::size_t i) {
   const P::TimerEntry e = h[i];
   while (i > 0) {
@@ -183,11 +182,11 @@ void Scheduler::timers_changed(std::int64_t when) noexcept {
 }
 
 // timers_may_be_due: whether a busy P should read the clock and run its expired timers at this
-// scheduling point. Reading the precise clock at every switch costs ~20 ns (8% of an empty-task
-// pool submit, where the only timer is the purger's, a second away); the coarse clock costs a
-// few. So the precise clock is read only when the earliest timer is within coarse_slack() of the
-// coarse time, and at every 61st tick whatever the coarse clock says (a tick later than the
-// slack then delays a timer by at most 61 scheduling rounds, not until the next tick).
+// scheduling point. The precise clock is dear to read at every switch and the coarse clock is
+// cheap (docs/design.md, "Timers", has the figures), so the precise clock is read only when the
+// earliest timer is within coarse_slack() of the coarse time, and at every 61st tick whatever
+// the coarse clock says (a tick later than the slack then delays a timer by at most 61
+// scheduling rounds, not until the next tick).
 // When the earliest timer was already that close at this P's last precise read (timers_read_at),
 // the coarse read is skipped: a P that fires timers all the time (a sleep-heavy load) pays
 // nothing extra. Called by p's owner only.

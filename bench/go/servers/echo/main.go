@@ -1,4 +1,4 @@
-// echo: the Go reference for bench/server/run.sh — a TCP echo server, one goroutine per
+// echo: the Go reference for `bench/run.sh server` — a TCP echo server, one goroutine per
 // connection (the same shape as colony's examples/echo_server.cpp). Standard library only.
 package main
 

@@ -1,4 +1,4 @@
-// hello: the Go reference for bench/server/run.sh — a net/http server answering every request
+// hello: the Go reference for `bench/run.sh server` and the suite's server row — a net/http server answering every request
 // with "Hello, World!\n" (the same body as colony's examples/http_server.cpp). Standard library
 // only. GOMAXPROCS follows -procs (0: Go's default, every core).
 package main

@@ -3,7 +3,7 @@
 // Linked with benchmark::benchmark_main, Boost::fiber and Boost::context (no
 // main() here). Standalone build for a quick check:
 //
-//   g++ -O2 -std=c++20 bench/peers_boost_fiber.cpp -lbenchmark_main
+//   g++ -O2 -std=c++20 bench/micro/boost_fiber_bench.cpp -lbenchmark_main
 //       -lbenchmark -lboost_fiber -lboost_context -pthread -o /tmp/pb
 //   /tmp/pb
 //

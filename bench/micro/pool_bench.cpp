@@ -16,7 +16,8 @@
 // runtime had reserved for fiber stacks at the end (256 KiB a fiber, carved in slabs; it never
 // shrinks, so it tells how many fibers were alive at the peak, not what they committed). They
 // take ~0.3-3 s each; Iterations(1).
-// Run: build/pool/bench/colony_pool_bench [--benchmark_repetitions=3]
+// Run: bench/run.sh pool (with the Go peers and a table), or
+// build/release/bench/micro/colony_pool_bench [--benchmark_repetitions=3]
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
 #include <sys/wait.h>

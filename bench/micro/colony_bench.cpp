@@ -1,6 +1,7 @@
-// colony's micro-benchmarks. Peers measured by the same harness live in peers_boost_fiber.cpp
-// (Boost.Fiber, raw Boost.Context) and bench/go (Go); bench/run.sh runs them all and prints
-// the ratios. Each benchmark starts its own runtime with colony::run.
+// colony's micro-benchmarks. Peers measured by the same harness live in boost_fiber_bench.cpp
+// (Boost.Fiber, raw Boost.Context) and bench/go (Go, -bench); `bench/run.sh micro` runs them
+// all and prints the ratios (bench/compare/compare.py micro). Each benchmark starts its own
+// runtime with colony::run.
 #include <benchmark/benchmark.h>
 
 #include <atomic>

@@ -1,3 +1,0 @@
-module colonycompare
-
-go 1.19

@@ -1,3 +1,0 @@
-module colonyservers
-
-go 1.19
