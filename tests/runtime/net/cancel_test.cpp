@@ -185,8 +185,9 @@ TEST_P(Net, ContextCancelAndDeadlineWakeParkedCalls) {
       EXPECT_EQ(r.get(), context_errc::canceled);
     }
     {  // a context deadline
-      auto [ctx, cancel] = colony::with_timeout(colony::background(), 20ms);
+      // t0 before the context: its deadline is 20 ms after with_timeout, however late t0 is.
       auto t0 = Clock::now();
+      auto [ctx, cancel] = colony::with_timeout(colony::background(), 20ms);
       try {
         c.read(&b, 1, ctx);
         ADD_FAILURE() << "read returned";
