@@ -11,6 +11,9 @@
 # 2. No layer includes a header of a layer above it: scheduler/ includes no colony/ header other
 #    than colony/sched/*; runtime/ includes no colony/pool header.
 # 3. Only the scheduler links Boost.Context.
+# 4. The core does not depend on Asio, Beast or OpenSSL: only the optional glue headers
+#    runtime/include/colony/net/asio.hpp and tls.hpp include them (targets colony::asio and
+#    colony::tls), and colony_runtime links neither.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -40,6 +43,15 @@ $hits"
 
 hits=$(grep -nE 'Boost::context' runtime/CMakeLists.txt pool/CMakeLists.txt)
 [ -n "$hits" ] && report "only the scheduler links Boost.Context:
+$hits"
+
+hits=$(grep -rnE '#include [<"](boost/asio|boost/beast|openssl/)' scheduler runtime pool |
+  grep -vE '^runtime/include/colony/net/(asio|tls)\.hpp:')
+[ -n "$hits" ] && report "Asio, Beast or OpenSSL included outside colony/net/asio.hpp and tls.hpp:
+$hits"
+hits=$(grep -nE 'target_link_libraries\((colony_runtime|colony_scheduler)[^)]*(OpenSSL|Boost::headers)' \
+  runtime/CMakeLists.txt scheduler/CMakeLists.txt)
+[ -n "$hits" ] && report "the core links Asio's or OpenSSL's targets:
 $hits"
 
 [ "$fail" -eq 0 ] && echo "layer rule: ok"

@@ -5,14 +5,15 @@
 # does nothing at all (no apt-get update). Runs apt-get through sudo unless it is already root.
 #
 #   required  build-essential cmake ninja-build libboost-context-dev libboost-fiber-dev
-#             libboost-dev libgtest-dev libbenchmark-dev python3
+#             libboost-dev libgtest-dev libbenchmark-dev python3 libssl-dev (OpenSSL: the TLS
+#             glue <colony/net/tls.hpp> and its test; colony::runtime never links it)
 #   optional  golang-go (the Go peer of the benchmarks), clang (a second compiler), libtbb-dev
 #             (the TBB peer of bench/compare), wrk (the HTTP load generator of bench/run.sh server)
 #             A failure to install these is reported and ignored.
 set -euo pipefail
 
 required=(build-essential cmake ninja-build libboost-dev libboost-context-dev
-          libboost-fiber-dev libgtest-dev libbenchmark-dev python3)
+          libboost-fiber-dev libgtest-dev libbenchmark-dev python3 libssl-dev)
 optional=(golang-go clang libtbb-dev wrk)
 
 installed() {

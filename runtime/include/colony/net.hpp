@@ -35,6 +35,7 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <chrono>
 #include <cstddef>
@@ -166,6 +167,15 @@ class TcpStream {
   void write_all(std::span<const std::byte> b) { write_all(b.data(), b.size()); }
   // write_all: two buffers in one go (writev), e.g. a header and a body.
   void write_all(std::string_view a, std::string_view b);
+  // readv: scatter read (readv(2)): waits for at least one byte, fills the buffers in order and
+  // returns the count; 0 at end of stream (or when every buffer is empty). writev: gather write
+  // (writev(2)): writes at least one byte and returns the count (partial, like write). At most
+  // IOV_MAX buffers are used per call. These are what <colony/net/asio.hpp>'s read_some and
+  // write_some on buffer sequences call.
+  std::size_t readv(std::span<const iovec> bufs);
+  std::size_t readv(std::span<const iovec> bufs, const Context& ctx);
+  std::size_t writev(std::span<const iovec> bufs);
+  std::size_t writev(std::span<const iovec> bufs, const Context& ctx);
 
   // shutdown: ends one or both directions (the peer reads end of stream after a write
   // shutdown). Parked reads (for read or both) wake up and see end of stream.
@@ -193,6 +203,8 @@ class TcpStream {
   std::size_t write_impl(const void* buf, std::size_t n, const Context* ctx);
   std::size_t read_exact_impl(void* buf, std::size_t n, const Context* ctx);
   void write_all_impl(const void* buf, std::size_t n, const Context* ctx);
+  std::size_t readv_impl(std::span<const iovec> bufs, const Context* ctx);
+  std::size_t writev_impl(std::span<const iovec> bufs, const Context* ctx);
   detail::SocketPtr s_;
 };
 

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <stdexcept>
 #include <system_error>
 
@@ -206,6 +207,62 @@ void TcpStream::write_all(std::string_view a, std::string_view b) {
       }
       continue;
     }
+    int e = last_errno();
+    if (e == EINTR) continue;
+    if (e != EAGAIN && e != EWOULDBLOCK) throw_errno(e, "write", &s);
+    op.wait();
+  }
+}
+
+std::size_t TcpStream::readv(std::span<const iovec> bufs) {
+  return readv_impl(bufs, nullptr);
+}
+std::size_t TcpStream::readv(std::span<const iovec> bufs, const Context& ctx) {
+  return readv_impl(bufs, &ctx);
+}
+std::size_t TcpStream::writev(std::span<const iovec> bufs) {
+  return writev_impl(bufs, nullptr);
+}
+std::size_t TcpStream::writev(std::span<const iovec> bufs, const Context& ctx) {
+  return writev_impl(bufs, &ctx);
+}
+
+namespace {
+// msg_of: a msghdr over at most IOV_MAX of `bufs`; false when they hold no byte at all.
+bool msg_of(std::span<const iovec> bufs, msghdr& msg) {
+  msg = msghdr{};
+  const std::size_t n = std::min<std::size_t>(bufs.size(), IOV_MAX);
+  bool any = false;
+  for (std::size_t i = 0; i < n && !any; ++i) any = bufs[i].iov_len != 0;
+  msg.msg_iov = const_cast<iovec*>(bufs.data());
+  msg.msg_iovlen = n;
+  return any;
+}
+}  // namespace
+
+std::size_t TcpStream::readv_impl(std::span<const iovec> bufs, const Context* ctx) {
+  Socket& s = checked(s_, "read");
+  msghdr msg;
+  if (!msg_of(bufs, msg)) return 0;
+  Op op(s, PollMode::read, ctx, "read");
+  for (;;) {
+    ssize_t r = ::recvmsg(s.fd, &msg, 0);
+    if (r >= 0) return static_cast<std::size_t>(r);
+    int e = last_errno();
+    if (e == EINTR) continue;
+    if (e != EAGAIN && e != EWOULDBLOCK) throw_errno(e, "read", &s);
+    op.wait();
+  }
+}
+
+std::size_t TcpStream::writev_impl(std::span<const iovec> bufs, const Context* ctx) {
+  Socket& s = checked(s_, "write");
+  msghdr msg;
+  if (!msg_of(bufs, msg)) return 0;
+  Op op(s, PollMode::write, ctx, "write");
+  for (;;) {
+    ssize_t r = ::sendmsg(s.fd, &msg, MSG_NOSIGNAL);
+    if (r >= 0) return static_cast<std::size_t>(r);
     int e = last_errno();
     if (e == EINTR) continue;
     if (e != EAGAIN && e != EWOULDBLOCK) throw_errno(e, "write", &s);
