@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "colony/chan.hpp"
+#include "colony/sched/demangle.hpp"
 #include "colony/select.hpp"
 #include "pool_core.hpp"
 
@@ -18,14 +19,6 @@ namespace colony {
 namespace detail {
 
 namespace {
-
-// coarse_now: the kernel's cached monotonic clock (a few ns, ~4 ms resolution): the time base of
-// Worker::last_used and of the purger's cutoff. It plays the part of ants' ticktock goroutine.
-std::int64_t coarse_now() noexcept {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 // add_locked: adds d to a counter that is only written under the pool's lock: a plain load and
 // store, not a locked read-modify-write (readers without the lock see either value).
@@ -35,26 +28,6 @@ T add_locked(std::atomic<T>& a, T d,
   const T v = a.load(std::memory_order_relaxed) + d;
   a.store(v, order);
   return v;
-}
-
-// pop_all: unlinks every waiter of `l` (under its lock) into a chain through Waiter::tag, so that
-// they can be notified after the lock is released.
-sched::Waiter* pop_all(sched::WaitList& l, std::uint8_t result = 0) noexcept {
-  sched::Waiter* chain = nullptr;
-  while (sched::Waiter* w = l.pop_front()) {
-    w->result = result;
-    w->tag = reinterpret_cast<std::uintptr_t>(chain);
-    chain = w;
-  }
-  return chain;
-}
-
-void notify_chain(sched::Waiter* w) noexcept {
-  while (w) {
-    auto* next = reinterpret_cast<sched::Waiter*>(w->tag);  // read before w may vanish
-    sched::notify(*w);
-    w = next;
-  }
 }
 
 // wake_worker: makes a worker taken out of IdleWorkers (its task or exit set under the lock)
@@ -81,23 +54,15 @@ bool park_idle(sched::G*, void* arg) {
   return w->wake.compare_exchange_strong(expected, Worker::kParked, std::memory_order_acq_rel);
 }
 
-std::string demangle(const char* name) {
-  int status = 0;
-  char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-  std::string out = (status == 0 && d) ? d : name;
-  std::free(d);
-  return out;
-}
-
 // describe_current: the exception being handled, for logs. Call inside a catch block.
 std::string describe_current() {
   try {
     throw;
   } catch (const std::exception& e) {
-    return demangle(typeid(e).name()) + ": " + e.what();
+    return sched::demangle(typeid(e).name()) + ": " + e.what();
   } catch (...) {
     const std::type_info* t = abi::__cxa_current_exception_type();
-    return "non-std exception of type " + (t ? demangle(t->name()) : std::string("unknown"));
+    return "non-std exception of type " + (t ? sched::demangle(t->name()) : std::string("unknown"));
   }
 }
 
@@ -177,13 +142,13 @@ class CtxWatch {
 };
 
 struct PoolCore::Wakeups {
-  sched::Waiter* retry = nullptr;    // a submitter that may now start a worker
-  sched::Waiter* done = nullptr;     // await_exit callers
-  sched::Waiter* drained = nullptr;  // wait() callers
+  sched::Waiter* retry = nullptr;  // a submitter that may now start a worker
+  sched::Chain done;               // await_exit callers
+  sched::Chain drained;            // wait() callers
   void notify() noexcept {
     if (retry) sched::notify(*retry);
-    notify_chain(done);
-    notify_chain(drained);
+    sched::notify_chain(done.first);
+    sched::notify_chain(drained.first);
   }
 };
 
@@ -298,7 +263,7 @@ std::error_code PoolCore::submit(PoolTask& t, std::int64_t deadline_ns, const Co
       accept_locked();
       lock_.unlock();
       spawn_worker(std::move(t));
-      yield_to_worker(0);  // the new worker is next in line too (start_fiber's runnext)
+      yield_to_worker(0);  // the new worker is next in line too (sched::start_fiber's runnext)
       return {};
     }
     if (queue_.size() < opts_.queue_capacity) {
@@ -324,7 +289,7 @@ std::error_code PoolCore::submit(PoolTask& t, std::int64_t deadline_ns, const Co
       lock_.unlock();
       return reject(ctx->err());
     }
-    if (deadline_ns != INT64_MAX && deadline_ns <= sched::nanotime()) {  // no clock read if none
+    if (deadline_ns != sched::kNoDeadline && deadline_ns <= sched::nanotime()) {  // no clock read if none
       lock_.unlock();
       return reject(pool_errc::timeout);
     }
@@ -383,7 +348,7 @@ void PoolCore::spawn_worker(PoolTask&& t) {
   // If anything below throws, wm's destructor gives the slot and the task back.
   WorkerMain wm(shared_from_this(), std::move(t));
   sched::Scheduler& s = pinned_ ? *pinned_->sched : sched::current_or_default();
-  colony::detail::start_fiber(s, SpawnOptions{opts_.stack_size}, std::move(wm), site_);
+  sched::launch(s, SpawnOptions{opts_.stack_size}, std::move(wm), site_);
   stats_.workers_started.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -454,30 +419,32 @@ void PoolCore::log(const std::string& line) noexcept {
 // done_locked: one accepted task is over (ran, or was dropped unrun at shutdown). Counting it
 // under lock_, where the submitter counted it in, keeps the counters on the lock's cache line:
 // no atomic read-modify-write that bounces between the submitter's and the worker's cores.
-// Returns the wait() callers to notify (after unlocking) if it was the last one.
-sched::Waiter* PoolCore::done_locked(bool completed) noexcept {
+// If it was the last one, moves the wait() callers to `drained`, to notify after unlocking.
+void PoolCore::done_locked(bool completed, sched::Chain& drained) noexcept {
   if (completed) add_locked<std::uint64_t>(completed_, 1);
   // Release: wait()'s check without the lock acquires it.
   const std::int64_t left = add_locked<std::int64_t>(pending_, -1, std::memory_order_release);
-  return left == 0 ? pop_all(drain_wl_) : nullptr;
+  if (left == 0) drained.take_all(drain_wl_);
 }
 
 void PoolCore::task_done() noexcept {
-  sched::Waiter* drained;
+  sched::Chain drained;
   {
     std::lock_guard<sched::SpinLock> lk(lock_);
-    drained = done_locked(false);
+    done_locked(false, drained);
   }
-  notify_chain(drained);
+  sched::notify_chain(drained.first);
 }
 
 bool PoolCore::next_task(Worker& w, PoolTask& t) {
-  const std::int64_t now = coarse_now();  // read before locking; it is for going idle
+  const std::int64_t now = sched::coarse_now();  // read before locking; it is for going idle
   lock_.lock();
   w.unaccounted = false;
-  if (sched::Waiter* drained = done_locked(true)) {  // rare: wait() callers to wake
+  sched::Chain drained;
+  done_locked(true, drained);
+  if (!drained.empty()) {  // rare: wait() callers to wake
     lock_.unlock();
-    notify_chain(drained);
+    sched::notify_chain(drained.first);
     lock_.lock();
   }
   for (;;) {
@@ -536,7 +503,7 @@ void PoolCore::fiber_gone_locked(Wakeups& wk) noexcept {
       (cap < 0 || running_.load(std::memory_order_relaxed) < cap)) {
     if ((wk.retry = waiters_.pop_front())) wk.retry->result = kRetry;
   }
-  if (live_ == 0 && purgers_alive_ == 0) wk.done = pop_all(done_wl_);
+  if (live_ == 0 && purgers_alive_ == 0) wk.done.take_all(done_wl_);
 }
 
 void PoolCore::worker_exit(Worker& w) noexcept {
@@ -552,7 +519,7 @@ void PoolCore::worker_exit(Worker& w) noexcept {
     leftover = std::move(w.task);          // handed over, but unwound before it ran
     if (w.unaccounted) {                   // unwound out of its task
       w.unaccounted = false;
-      wk.drained = done_locked(false);
+      done_locked(false, wk.drained);
     }
     fiber_gone_locked(wk);
   }
@@ -588,7 +555,7 @@ void PoolCore::start_purger_unlocking() {
   try {
     PurgerMain pm(shared_from_this(), gen);  // its destructor undoes the above if not started
     sched::Scheduler& s = pinned_ ? *pinned_->sched : sched::current_or_default();
-    colony::detail::start_fiber(s, SpawnOptions{}, std::move(pm), site_);
+    sched::launch(s, SpawnOptions{}, std::move(pm), site_);
   } catch (const std::exception&) {
     ok = false;  // purging is best effort; the pool works without it
   }
@@ -619,7 +586,7 @@ void PoolCore::purger_loop(std::uint64_t gen) {
     lock_.lock();
     if (woken) continue;  // release() woke us: re-check
 
-    Worker* stale = tell_exit_locked(idle_.take_stale(coarse_now() - expiry));
+    Worker* stale = tell_exit_locked(idle_.take_stale(sched::coarse_now() - expiry));
     std::uint64_t n = 0;
     for (Worker* w = stale; w; w = w->next_stale) ++n;
     stats_.workers_purged.fetch_add(n, std::memory_order_relaxed);
@@ -643,7 +610,7 @@ void PoolCore::purger_gone(std::uint64_t gen) noexcept {
     std::lock_guard<sched::SpinLock> lk(lock_);
     --purgers_alive_;
     if (gen == purger_gen_) purger_running_ = false;  // unwound, or never ran
-    if (live_ == 0 && purgers_alive_ == 0) wk.done = pop_all(done_wl_);
+    if (live_ == 0 && purgers_alive_ == 0) wk.done.take_all(done_wl_);
   }
   wk.notify();
 }
@@ -652,7 +619,7 @@ void PoolCore::purger_gone(std::uint64_t gen) noexcept {
 
 void PoolCore::tune(int size) {
   std::vector<PoolTask> start;  // queued tasks that get new workers
-  sched::Waiter* retry = nullptr;
+  sched::Chain retry;  // waiting submitters that may now start a worker
   Worker* retire = nullptr;
   {
     std::lock_guard<sched::SpinLock> lk(lock_);
@@ -672,8 +639,7 @@ void PoolCore::tune(int size) {
           sched::Waiter* s = waiters_.pop_front();
           if (!s) break;
           s->result = kRetry;
-          s->tag = reinterpret_cast<std::uintptr_t>(retry);
-          retry = s;
+          retry.add(s);
         }
       }
     } else if (running > size) {
@@ -683,7 +649,7 @@ void PoolCore::tune(int size) {
     }
   }
   notify_workers(retire);
-  notify_chain(retry);
+  sched::notify_chain(retry.first);
   for (PoolTask& t : start) spawn_worker(std::move(t));
 }
 
@@ -691,17 +657,18 @@ void PoolCore::release() {
   bool open = false;
   if (!closed_.compare_exchange_strong(open, true, std::memory_order_acq_rel)) return;
   Worker* idle;
-  sched::Waiter* submitters;
-  sched::Waiter* purgers;
+  sched::Chain woken;  // waiting submitters (kClosed), then the purger
   {
     std::lock_guard<sched::SpinLock> lk(lock_);
     idle = tell_exit_locked(idle_.take(idle_.size()));
-    submitters = pop_all(waiters_, kClosed);
-    purgers = pop_all(purge_wl_);
+    while (sched::Waiter* s = waiters_.pop_front()) {
+      s->result = kClosed;
+      woken.add(s);
+    }
+    woken.take_all(purge_wl_);
   }
   notify_workers(idle);
-  notify_chain(submitters);
-  notify_chain(purgers);
+  sched::notify_chain(woken.first);
 }
 
 std::error_code PoolCore::await_exit(std::int64_t deadline_ns) {
@@ -802,7 +769,7 @@ Pool::~Pool() {
   if (!core_) return;
   core_->release();
   try {
-    core_->await_exit(sync_detail::kNoDeadline);
+    core_->await_exit(sched::kNoDeadline);
   } catch (...) {  // NOLINT: FiberUnwind while this fiber is already being unwound at shutdown
   }
 }
@@ -837,7 +804,7 @@ void Pool::release() {
 }
 std::error_code Pool::release_timeout(std::chrono::nanoseconds d) {
   if (is_closed()) return pool_errc::pool_closed;
-  const std::int64_t deadline = sync_detail::deadline_after(d);
+  const std::int64_t deadline = sched::deadline_after(d);
   core_->release();
   return core_->await_exit(deadline);
 }
@@ -845,7 +812,7 @@ void Pool::reboot() {
   core_->reboot();
 }
 void Pool::wait() {
-  core_->wait_drained(sync_detail::kNoDeadline);
+  core_->wait_drained(sched::kNoDeadline);
 }
 bool Pool::wait_until_ns(std::int64_t deadline_ns) {
   return core_->wait_drained(deadline_ns);

@@ -102,7 +102,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   bool next_task(Worker& w, PoolTask& t);
   void run_task(PoolTask& t);
   void worker_exit(Worker& w) noexcept;
-  sched::Waiter* done_locked(bool completed) noexcept;
+  void done_locked(bool completed, sched::Chain& drained) noexcept;
   void task_done() noexcept;  // done_locked(false) for a task dropped unrun, taking the lock
   void accept_locked() noexcept;
   void add_running_locked() noexcept;
