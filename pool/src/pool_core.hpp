@@ -72,7 +72,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   PoolStats stats() const;
   void attach(std::shared_ptr<const void> p) { attachment_ = std::move(p); }
 
-  // Fiber bodies and their exits (pool.cpp).
+  // Fiber bodies and their exits (worker.cpp, purger.cpp).
   void worker_loop(PoolTask first);
   void worker_never_ran(PoolTask& first) noexcept;
   void purger_loop(std::uint64_t gen);
@@ -141,7 +141,8 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   alignas(64) Counters stats_;
 };
 
-// Helpers shared by the files of the pool (pool.cpp, submit.cpp, worker.cpp, purger.cpp).
+// Helpers shared by the files of the pool (pool.cpp, submit.cpp, worker.cpp, purger.cpp,
+// panic.cpp).
 
 // add_locked: adds d to a counter that is only written under the pool's lock: a plain load and
 // store, not a locked read-modify-write (readers without the lock see either value).
