@@ -8,6 +8,8 @@
 #
 # 1. Outside scheduler/ (and the scheduler's own tests), no file includes a scheduler/src header
 #    and no CMakeLists.txt puts scheduler/src on an include path.
+#    Likewise for runtime/src: outside runtime/, no file includes one of its private headers and
+#    no CMakeLists.txt puts runtime/src on an include path (the pool uses the runtime's API).
 # 2. No layer includes a header of a layer above it: scheduler/ includes no colony/ header other
 #    than colony/sched/*; runtime/ includes no colony/pool header.
 # 3. Only the scheduler links Boost.Context.
@@ -32,6 +34,17 @@ $hits"
 fi
 hits=$(grep -nE 'scheduler/src' runtime/CMakeLists.txt pool/CMakeLists.txt examples/CMakeLists.txt 2>/dev/null)
 [ -n "$hits" ] && report "scheduler/src on an include path outside scheduler/:
+$hits"
+
+# The runtime's private headers (sync/sync_detail.hpp, net/socket.hpp, context_wait.hpp, ...).
+rprivate=$(cd runtime/src && find . -name '*.hpp' | sed 's|^\./||; s/\./\\./g' | paste -sd'|' -)
+if [ -n "$rprivate" ]; then
+  hits=$(grep -rnE "#include [\"<]($rprivate)[\">]" pool examples bench 2>/dev/null)
+  [ -n "$hits" ] && report "a runtime/src header included outside runtime/:
+$hits"
+fi
+hits=$(grep -nE 'runtime/src' pool/CMakeLists.txt examples/CMakeLists.txt 2>/dev/null)
+[ -n "$hits" ] && report "runtime/src on an include path outside runtime/:
 $hits"
 
 hits=$(grep -rnE '#include [<"]colony/' scheduler | grep -vE '#include [<"]colony/sched/')

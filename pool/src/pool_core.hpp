@@ -32,6 +32,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <string>
 #include <system_error>
 
 #include "colony/pool/pool.hpp"
@@ -71,7 +72,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   PoolStats stats() const;
   void attach(std::shared_ptr<const void> p) { attachment_ = std::move(p); }
 
-  // Fiber bodies and their exits (pool.cpp).
+  // Fiber bodies and their exits (worker.cpp, purger.cpp).
   void worker_loop(PoolTask first);
   void worker_never_ran(PoolTask& first) noexcept;
   void purger_loop(std::uint64_t gen);
@@ -102,7 +103,7 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
   bool next_task(Worker& w, PoolTask& t);
   void run_task(PoolTask& t);
   void worker_exit(Worker& w) noexcept;
-  sched::Waiter* done_locked(bool completed) noexcept;
+  void done_locked(bool completed, sched::Chain& drained) noexcept;
   void task_done() noexcept;  // done_locked(false) for a task dropped unrun, taking the lock
   void accept_locked() noexcept;
   void add_running_locked() noexcept;
@@ -138,6 +139,51 @@ class PoolCore : public std::enable_shared_from_this<PoolCore> {
         workers_started{0}, workers_purged{0}, workers_retired{0};
   };
   alignas(64) Counters stats_;
+};
+
+// Helpers shared by the files of the pool (pool.cpp, submit.cpp, worker.cpp, purger.cpp,
+// panic.cpp).
+
+// add_locked: adds d to a counter that is only written under the pool's lock: a plain load and
+// store, not a locked read-modify-write (readers without the lock see either value).
+template <class T>
+T add_locked(std::atomic<T>& a, T d,
+             std::memory_order order = std::memory_order_relaxed) noexcept {
+  const T v = a.load(std::memory_order_relaxed) + d;
+  a.store(v, order);
+  return v;
+}
+
+// describe_current: the exception being handled, for logs. Call inside a catch block.
+std::string describe_current();
+
+// wake_worker: makes a worker taken out of IdleWorkers (its task or exit set under the lock)
+// run again (see Worker). Call after unlocking.
+inline void wake_worker(Worker* w) noexcept {
+  sched::G* g = w->g;  // w lives on its fiber's stack: read before the exchange
+  if (w->wake.exchange(Worker::kWoken, std::memory_order_acq_rel) == Worker::kParked)
+    sched::ready(g);
+}
+
+// notify_workers: wakes a chain of workers taken out of IdleWorkers.
+inline void notify_workers(Worker* w) noexcept {
+  while (w) {
+    Worker* next = w->next_stale;  // read before the wake
+    wake_worker(w);
+    w = next;
+  }
+}
+
+// Wakeups: what a worker or the purger leaving collects under the lock, to wake after unlocking.
+struct PoolCore::Wakeups {
+  sched::Waiter* retry = nullptr;  // a submitter that may now start a worker
+  sched::Chain done;               // await_exit callers
+  sched::Chain drained;            // wait() callers
+  void notify() noexcept {
+    if (retry) sched::notify(*retry);
+    sched::notify_chain(done.first);
+    sched::notify_chain(drained.first);
+  }
 };
 
 }  // namespace colony::detail

@@ -6,7 +6,7 @@
 #include <mutex>
 #include <stdexcept>
 
-#include "sync/sync_detail.hpp"
+#include "colony/sched/wait.hpp"
 
 namespace colony {
 
@@ -26,7 +26,7 @@ namespace detail {
 void close_core(ChanCore* core) {
   if (!core) throw std::logic_error("colony::Chan: close of nil channel");
   ChanCore& c = *core;
-  sync_detail::Chain woken;
+  sched::Chain woken;
   {
     std::lock_guard<sched::SpinLock> lk(c.lock);
     if (c.closed) throw ChannelClosed("colony::Chan: close of closed channel");
@@ -40,15 +40,7 @@ void close_core(ChanCore* core) {
       woken.add(w);
     }
   }
-  sync_detail::notify_chain(woken.first);
-}
-
-bool park_on(ChanCore& c, sched::Waiter& w, sched::WaitReason r, std::int64_t deadline_ns) {
-  if (deadline_ns < 0) {
-    sched::wait(w, c.lock, r);
-    return true;
-  }
-  return sched::wait_until(w, c.lock, r, deadline_ns);
+  sched::notify_chain(woken.first);
 }
 
 namespace {
@@ -68,7 +60,7 @@ namespace {
 }  // namespace
 
 ChanStatus nil_wait(sched::WaitReason r, std::int64_t deadline_ns) {
-  if (deadline_ns < 0) block_forever(r);
+  if (deadline_ns == sched::kNoDeadline) block_forever(r);
   sched::sleep_until_ns(deadline_ns);
   return ChanStatus::timeout;
 }

@@ -7,8 +7,8 @@
 
 #include "colony/context.hpp"
 #include "colony/go.hpp"
+#include "colony/sched/wait.hpp"
 #include "context_wait.hpp"
-#include "sync/sync_detail.hpp"
 
 namespace colony::detail {
 
@@ -74,18 +74,18 @@ void FutureCore::set_exception(std::exception_ptr e) noexcept {
 }
 
 void FutureCore::complete() noexcept {
-  sync_detail::Chain woken;  // (not a local WaitList: see Chain)
+  sched::Chain woken;
   {
     std::lock_guard<sched::SpinLock> lk(lock_);
     done_ = true;
-    while (sched::Waiter* w = waiters_.pop_front()) woken.add(w);
+    woken.take_all(waiters_);
   }
   // ready_ is published after lock_ is released, as the last access to *this: a waiter that
   // sees it (without the lock, in is_ready()) may destroy the state at once (a Latch on its
   // stack, say), and must not race with this thread still releasing the lock. A waiter that
   // saw done_ under the lock first waits for this store (await_ready).
   ready_.store(true, std::memory_order_release);
-  sync_detail::notify_chain(woken.first);
+  sched::notify_chain(woken.first);
 }
 
 std::exception_ptr unwound_error() {

@@ -16,11 +16,13 @@ namespace colony::detail {
 
 int run_impl(std::function<int()> main_fn, const Config& cfg, const colony::SourceLocation& loc) {
   sched::SchedulerPtr s = sched::make_scheduler(cfg);
-  auto st = std::make_shared<FutureState<int>>();
+  // Shared with the deadlock hook, which fails the main fiber's future.
+  auto promise = std::make_shared<Promise<int>>();
+  Future<int> fut = promise->get_future();
   if (cfg.detect_deadlocks) {
     // Runs once, on whichever thread noticed (an M about to sleep, or a plain thread about to
     // block). Failing the main fiber's future wakes this thread, which shuts the runtime down.
-    sched::set_deadlock_hook(*s, [sp = s.get(), st, on_deadlock = cfg.on_deadlock] {
+    sched::set_deadlock_hook(*s, [sp = s.get(), promise, on_deadlock = cfg.on_deadlock] {
       std::ostringstream os;
       os << "all fibers are asleep - deadlock!\n\n";
       dump_fibers(os, sched::fibers(*sp));
@@ -31,16 +33,15 @@ int run_impl(std::function<int()> main_fn, const Config& cfg, const colony::Sour
         std::abort();
       }
       on_deadlock(report);
-      st->set_exception(std::make_exception_ptr(Deadlock(report)));
+      promise->set_exception(std::make_exception_ptr(Deadlock(report)));
     });
   }
   {
     // Start main_fn on the new runtime (not on the caller's).
-    auto task = SpawnTask<int, std::function<int()>>{
-        st, Task<std::function<int()>>{std::move(main_fn), {}}};
-    start_fiber(*s, SpawnOptions{}, std::move(task), loc);
+    sched::launch(*s, SpawnOptions{},
+                  [promise, fn = std::move(main_fn)]() mutable { promise->run(std::move(fn)); },
+                  loc);
   }
-  Future<int> fut(st);
   fut.wait();
   sched::shutdown(*s, -1);
   return fut.get();

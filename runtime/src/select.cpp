@@ -66,7 +66,7 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default,
     locks.unlock();
     return n;
   }
-  if (deadline_ns >= 0 && deadline_ns <= sched::nanotime()) {
+  if (deadline_ns != sched::kNoDeadline && deadline_ns <= sched::nanotime()) {
     locks.unlock();
     return n + 1;
   }
@@ -84,7 +84,8 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default,
     w.data = cases[i].elem;
     w.g = g;
     w.wake_word = g ? nullptr : &ss.word;
-    if (!g && deadline_ns < 0) sched::outside_thread_sleep(w);  // deadlock detection
+    // deadlock detection counts a plain thread blocked without a deadline asleep
+    if (!g && deadline_ns == sched::kNoDeadline) sched::outside_thread_sleep(w);
     w.lock = &cases[i].chan->lock;
     (cases[i].is_send ? cases[i].chan->sendq : cases[i].chan->recvq).push_back(&w);
   }
@@ -102,7 +103,7 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default,
       sched::G* g;
     };
     sched::Timer t;
-    Ctx ctx{&locks, deadline_ns >= 0 ? &t : nullptr, &ss, g};
+    Ctx ctx{&locks, deadline_ns != sched::kNoDeadline ? &t : nullptr, &ss, g};
     t.when = deadline_ns;
     t.arg = &ctx;
     t.fn = [](sched::Timer* tm) {
@@ -148,9 +149,9 @@ std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default,
     unwind.armed = false;
   } else {
     locks.unlock();
-    if (deadline_ns < 0) sched::outside_thread_slept();
+    if (deadline_ns == sched::kNoDeadline) sched::outside_thread_slept();
     while (ss.word.load(std::memory_order_acquire) == 0) {
-      if (deadline_ns < 0) {
+      if (deadline_ns == sched::kNoDeadline) {
         sched::futex_wait(&ss.word, 0);
       } else if (!sched::futex_wait_until(&ss.word, 0, deadline_ns)) {
         std::uint32_t expected = 0;

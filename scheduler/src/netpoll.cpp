@@ -34,6 +34,7 @@
 #include <system_error>
 #include <vector>
 
+#include "colony/sched/deadline.hpp"
 #include "colony/sched/wait.hpp"
 #include "sched.hpp"
 
@@ -290,7 +291,7 @@ int poll_wait(PollDesc* pd, PollMode mode, std::int64_t deadline_ns) {
     pd->lock.unlock();
     return 0;
   }
-  if (deadline_ns != INT64_MAX && deadline_ns <= nanotime()) {
+  if (deadline_ns != kNoDeadline && deadline_ns <= nanotime()) {
     pd->lock.unlock();
     return ETIMEDOUT;
   }

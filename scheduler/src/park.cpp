@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "colony/sched/deadline.hpp"
 #include "sched.hpp"
 #include "status.hpp"
 #include "switch.hpp"
@@ -86,8 +87,7 @@ void sleep_for_ns(std::int64_t ns) {
     yield();
     return;
   }
-  const std::int64_t now = nanotime();
-  park_until(self, ns > INT64_MAX - now ? INT64_MAX : now + ns);  // saturates: "forever"
+  park_until(self, deadline_after_ns(nanotime(), ns));  // saturates: "forever"
 }
 
 }  // namespace colony::sched

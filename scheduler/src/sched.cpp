@@ -17,6 +17,7 @@
 #include <thread>
 #include <typeinfo>
 
+#include "colony/sched/demangle.hpp"
 #include "status.hpp"
 
 #if defined(COLONY_TSAN)
@@ -198,11 +199,8 @@ void Scheduler::panic(G* g, std::exception_ptr e) noexcept {
     const std::type_info* ti = abi::__cxa_current_exception_type();
     what = "non-std exception";
     if (ti) {
-      int status = 0;
-      char* name = abi::__cxa_demangle(ti->name(), nullptr, nullptr, &status);
       what += " of type ";
-      what += (status == 0 && name) ? name : ti->name();
-      std::free(name);
+      what += demangle(ti->name());
     }
   }
   std::fprintf(stderr, "panic in fiber %" PRIu64 ": %s [spawned at %s:%u]\n", g_id(g), what.c_str(),

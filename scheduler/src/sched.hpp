@@ -53,14 +53,6 @@ struct Counter {
   std::uint64_t get() const noexcept { return v.load(std::memory_order_relaxed); }
 };
 
-// coarse_now: the monotonic clock as of the kernel's last tick (CLOCK_MONOTONIC_COARSE): a few
-// ns to read, a tick's resolution (~4 ms). For times that may trail: dumps, stack trimming.
-inline std::int64_t coarse_now() noexcept {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
 // xorshift: the next value of a 64-bit xorshift generator with state `s` (never 0).
 inline std::uint64_t xorshift(std::uint64_t& s) noexcept {
   s ^= s << 13;

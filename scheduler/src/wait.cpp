@@ -93,7 +93,7 @@ void wait(Waiter& w, SpinLock& lock, WaitReason reason) {
 }
 
 bool wait_until(Waiter& w, SpinLock& lock, WaitReason reason, std::int64_t deadline_ns) {
-  if (deadline_ns == INT64_MAX) {  // no deadline: no timer, and a thread counts as asleep
+  if (deadline_ns == kNoDeadline) {  // no timer, and a thread counts as asleep
     wait(w, lock, reason);
     return true;
   }

@@ -160,8 +160,8 @@ TEST_P(Sched, YieldingFiberDoesNotStarveOthers) {
     Latch outside(10);
     std::thread t2([&] {
       for (int i = 0; i < 10; ++i)
-        colony::detail::start_fiber(*s, {}, [&] { outside.count_down(); },
-                                    colony::SourceLocation::current());
+        colony::sched::launch(*s, {}, [&] { outside.count_down(); },
+                              colony::SourceLocation::current());
     });
     outside.wait();
     t.join();

@@ -135,25 +135,10 @@ void close_core(ChanCore* c);
 
 // nil_wait: a wait that nothing can complete: a send or receive on a nil channel (reason
 // chan_send_nil / chan_receive_nil), or a select with no case left (select_no_cases).
-// deadline_ns >= 0: waits until then (a fiber sleeps, a thread blocks) and returns timeout.
-// deadline_ns < 0: never returns; a fiber parks until shutdown unwinds it (FiberUnwind), a
+// A deadline: waits until then (a fiber sleeps, a thread blocks) and returns timeout.
+// sched::kNoDeadline: never returns; a fiber parks until shutdown unwinds it (FiberUnwind), a
 // plain thread blocks for good, counted asleep by deadlock detection.
 [[gnu::cold]] ChanStatus nil_wait(sched::WaitReason r, std::int64_t deadline_ns);
-
-// Parks the caller on `w`, already linked into one of c's queues with c.lock held; returns
-// with the lock released. deadline_ns < 0: no deadline. Returns false on timeout.
-bool park_on(ChanCore& c, sched::Waiter& w, sched::WaitReason r, std::int64_t deadline_ns);
-
-// Channel deadlines: sched::deadline_after/at (saturating), with "never" spelled -1.
-inline std::int64_t chan_deadline(std::int64_t d) { return d == sched::kNoDeadline ? -1 : d; }
-template <class Rep, class Period>
-std::int64_t deadline_after(std::chrono::duration<Rep, Period> d) {
-  return chan_deadline(sched::deadline_after(d));
-}
-template <class Clock, class Dur>
-std::int64_t deadline_at(std::chrono::time_point<Clock, Dur> t) {
-  return chan_deadline(sched::deadline_at(t));
-}
 
 }  // namespace detail
 
@@ -175,7 +160,7 @@ class Chan {
   // send: delivers v, parking while the channel is full (or, unbuffered, until a receiver
   // takes it). Throws ChannelClosed if the channel is or becomes closed.
   void send(T v) const {
-    if (send_impl(v, -1) == ChanStatus::closed)
+    if (send_impl(v, sched::kNoDeadline) == ChanStatus::closed)
       throw ChannelClosed("colony::Chan: send on closed channel");
   }
   // try_send: never blocks. success, full, or closed.
@@ -184,18 +169,18 @@ class Chan {
   // throwing.
   template <class Rep, class Period>
   ChanStatus send_for(T v, std::chrono::duration<Rep, Period> d) const {
-    return send_impl(v, detail::deadline_after(d));
+    return send_impl(v, sched::deadline_after(d));
   }
   template <class Clock, class Dur>
   ChanStatus send_until(T v, std::chrono::time_point<Clock, Dur> t) const {
-    return send_impl(v, detail::deadline_at(t));
+    return send_impl(v, sched::deadline_at(t));
   }
 
   // recv: the next value, parking while the channel is empty; nullopt once it is closed and
   // drained.
   std::optional<T> recv() const {
     std::optional<T> out;
-    recv_impl(out, -1);
+    recv_impl(out, sched::kNoDeadline);
     return out;
   }
   // try_recv: never blocks. success (value in out), empty, or closed (and drained).
@@ -216,11 +201,11 @@ class Chan {
   // recv_for / recv_until: as recv, giving up at the deadline (timeout).
   template <class Rep, class Period>
   ChanStatus recv_for(T& out, std::chrono::duration<Rep, Period> d) const {
-    return recv_into(out, detail::deadline_after(d));
+    return recv_into(out, sched::deadline_after(d));
   }
   template <class Clock, class Dur>
   ChanStatus recv_until(T& out, std::chrono::time_point<Clock, Dur> t) const {
-    return recv_into(out, detail::deadline_at(t));
+    return recv_into(out, sched::deadline_at(t));
   }
 
   // close: no more sends; receivers drain the buffer, then get nullopt / closed. Parked senders
@@ -304,7 +289,7 @@ class Chan {
     sched::Waiter w;
     w.data = &v;
     c.sendq.push_back(&w);
-    if (!detail::park_on(c, w, sched::WaitReason::chan_send, deadline_ns))
+    if (!sched::wait_until(w, c.lock, sched::WaitReason::chan_send, deadline_ns))
       return ChanStatus::timeout;
     return w.result == detail::kChanDone ? ChanStatus::success : ChanStatus::closed;
   }
@@ -324,7 +309,7 @@ class Chan {
     sched::Waiter w;
     w.data = &out;
     c.recvq.push_back(&w);
-    if (!detail::park_on(c, w, sched::WaitReason::chan_receive, deadline_ns))
+    if (!sched::wait_until(w, c.lock, sched::WaitReason::chan_receive, deadline_ns))
       return ChanStatus::timeout;
     return w.result == detail::kChanDone ? ChanStatus::success : ChanStatus::closed;
   }

@@ -203,7 +203,7 @@ template <class F>
 void Group::go(F&& f, const SourceLocation& loc) {
   add();
   try {
-    detail::start_fiber(
+    sched::launch(
         sched::current_or_default(), {},
         [this, fn = std::forward<F>(f)]() mutable {
           std::exception_ptr e;

@@ -1,11 +1,14 @@
 // colony::Future<R>: the result of colony::spawn. get() waits for the fiber and returns its
 // value or rethrows its exception. Waiting parks a fiber, or blocks a plain thread.
+// colony::Promise<R>: the producing side, for results that do not come from spawn (the pool's
+// submit_future).
 // wait(ctx) also gives up when a colony::Context is done; this header only declares Context
 // (colony/context.hpp includes this one, through go.hpp).
 #pragma once
 
 #include <chrono>
 #include <exception>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -19,8 +22,12 @@
 namespace colony {
 
 class Context;  // colony/context.hpp
+template <class R>
+class Promise;
 
 namespace detail {
+
+std::exception_ptr unwound_error();  // "the runtime shut down before the fiber finished"
 
 // FutureCore: readiness, waiters and the exception; FutureState<R> adds the value.
 class FutureCore {
@@ -37,6 +44,9 @@ class FutureCore {
   void complete() noexcept;
   bool try_begin() noexcept;  // claims the right to set the result (once)
 
+  template <class R>
+  friend class colony::Promise;
+
   // await_ready: after seeing done_ under lock_, wait out the completer's last steps (it stores
   // ready_ after releasing lock_, as its last access to *this; see complete()).
   void await_ready() const noexcept;
@@ -46,6 +56,7 @@ class FutureCore {
   bool done_ = false;  // guarded by lock_: complete() has taken the waiters; no new one may queue
   std::atomic<bool> ready_{false};  // stored last: once true, the completer no longer touches *this
   std::atomic<bool> claimed_{false};
+  bool retrieved_ = false;  // Promise::get_future was called (the promise's side only)
   std::exception_ptr error_;
 };
 
@@ -138,6 +149,77 @@ class Future {
     if (!st_) throw std::future_error(std::future_errc::no_state);
     return *st_;
   }
+  std::shared_ptr<detail::FutureState<R>> st_;
+};
+
+// Promise<R>: the producing side of a Future, as std::promise. get_future() once, then set the
+// result with set_value, set_exception or run; the first result set wins and later ones are
+// ignored. Destroyed without a result, the future receives
+// std::future_error(future_errc::broken_promise). Move-only; setting the result may happen on
+// any fiber or thread, and wakes the future's waiters.
+template <class R>
+class Promise {
+ public:
+  Promise() : st_(std::make_shared<detail::FutureState<R>>()) {}
+  Promise(Promise&&) noexcept = default;
+  Promise& operator=(Promise&& o) noexcept {
+    if (this != &o) {
+      abandon();
+      st_ = std::move(o.st_);
+    }
+    return *this;
+  }
+  Promise(const Promise&) = delete;
+  Promise& operator=(const Promise&) = delete;
+  ~Promise() { abandon(); }
+
+  // get_future: the future of this promise's result. Throws std::future_error:
+  // future_already_retrieved the second time, no_state on a moved-from promise.
+  Future<R> get_future() {
+    if (!st_) throw std::future_error(std::future_errc::no_state);
+    if (st_->retrieved_) throw std::future_error(std::future_errc::future_already_retrieved);
+    st_->retrieved_ = true;
+    return Future<R>(st_);
+  }
+  // set_value / set_exception: store the result (once) and wake the future's waiters.
+  template <class... A>
+  void set_value(A&&... a) {
+    state().set_value(std::forward<A>(a)...);
+  }
+  void set_exception(std::exception_ptr e) { state().set_exception(std::move(e)); }
+  // run: invokes f() and stores what it returns, or the exception it throws. If the runtime
+  // shuts down while f is parked (colony::FiberUnwind), the future receives a
+  // std::runtime_error ("the runtime shut down before the fiber finished") and FiberUnwind
+  // propagates. What a spawned fiber does with its function.
+  template <class F>
+  void run(F&& f) {
+    detail::FutureState<R>& st = state();
+    try {
+      if constexpr (std::is_void_v<R>) {
+        std::invoke(std::forward<F>(f));
+        st.set_value();
+      } else {
+        st.set_value(std::invoke(std::forward<F>(f)));
+      }
+    } catch (const FiberUnwind&) {
+      st.set_exception(detail::unwound_error());
+      throw;
+    } catch (...) {
+      st.set_exception(std::current_exception());
+    }
+  }
+
+ private:
+  detail::FutureState<R>& state() const {
+    if (!st_) throw std::future_error(std::future_errc::no_state);
+    return *st_;
+  }
+  void abandon() noexcept {
+    if (st_ && !st_->is_ready())
+      st_->set_exception(
+          std::make_exception_ptr(std::future_error(std::future_errc::broken_promise)));
+  }
+
   std::shared_ptr<detail::FutureState<R>> st_;
 };
 

@@ -28,22 +28,6 @@ namespace colony {
 
 namespace detail {
 
-template <class Fn>
-void start_fiber(sched::Scheduler& s, const SpawnOptions& opts, Fn&& fn,
-                 const colony::SourceLocation& loc) {
-  using F = std::decay_t<Fn>;
-  void* storage = nullptr;
-  sched::G* g = sched::new_fiber(s, opts, sizeof(F), alignof(F), &storage, loc);
-  try {
-    ::new (storage) F(std::forward<Fn>(fn));
-  } catch (...) {
-    sched::abandon_fiber(g);
-    throw;
-  }
-  sched::start_fiber(g, sched::FiberEntry{[](void* p) { (*static_cast<F*>(p))(); },
-                                          [](void* p) { static_cast<F*>(p)->~F(); }});
-}
-
 // Task: the decayed function and arguments, invoked once.
 template <class F, class... Args>
 struct Task {
@@ -54,35 +38,13 @@ struct Task {
       args); }
 };
 
-std::exception_ptr unwound_error();  // "the runtime shut down before the fiber finished"
-
+// SpawnTask: a spawned fiber's callable: runs the task into the future's promise (which gives
+// the future broken_promise if the fiber never runs).
 template <class R, class F, class... Args>
 struct SpawnTask {
-  std::shared_ptr<FutureState<R>> st;
+  Promise<R> promise;
   Task<F, Args...> task;
-  SpawnTask(std::shared_ptr<FutureState<R>> s, Task<F, Args...> t)
-      : st(std::move(s)), task(std::move(t)) {}
-  SpawnTask(SpawnTask&&) = default;
-  ~SpawnTask() {
-    // Destroyed without having run (its runtime shut down first): the future must not hang.
-    if (st && !st->is_ready())
-      st->set_exception(std::make_exception_ptr(std::future_error(std::future_errc::broken_promise)));
-  }
-  void operator()() {
-    try {
-      if constexpr (std::is_void_v<R>) {
-        task();
-        st->set_value();
-      } else {
-        st->set_value(task());
-      }
-    } catch (const FiberUnwind&) {
-      st->set_exception(unwound_error());
-      throw;
-    } catch (...) {
-      st->set_exception(std::current_exception());
-    }
-  }
+  void operator()() { promise.run(task); }
 };
 
 template <class F, class... Args>
@@ -107,8 +69,8 @@ template <class F, class... Args>
 void go_start(const SpawnOptions& opts, const SourceLocation& loc, F&& f, Args&&... args) {
   static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>,
                 "colony::go: the function cannot be called with these arguments");
-  start_fiber(sched::current_or_default(), opts,
-              Task<F, Args...>{std::forward<F>(f), {std::forward<Args>(args)...}}, loc);
+  sched::launch(sched::current_or_default(), opts,
+                Task<F, Args...>{std::forward<F>(f), {std::forward<Args>(args)...}}, loc);
 }
 
 template <class F, class... Args>
@@ -117,12 +79,14 @@ Future<spawn_result_t<F, Args...>> spawn_start(const SpawnOptions& opts, const S
   static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>,
                 "colony::spawn: the function cannot be called with these arguments");
   using R = spawn_result_t<F, Args...>;
-  auto st = std::make_shared<FutureState<R>>();
-  start_fiber(sched::current_or_default(), opts,
-              SpawnTask<R, F, Args...>{
-                  st, Task<F, Args...>{std::forward<F>(f), {std::forward<Args>(args)...}}},
-              loc);
-  return Future<R>(std::move(st));
+  Promise<R> promise;
+  Future<R> future = promise.get_future();
+  sched::launch(sched::current_or_default(), opts,
+                SpawnTask<R, F, Args...>{
+                    std::move(promise),
+                    Task<F, Args...>{std::forward<F>(f), {std::forward<Args>(args)...}}},
+                loc);
+  return future;
 }
 
 }  // namespace detail

@@ -72,7 +72,7 @@ ChanStatus select_try_op(ChanCore* c, bool is_send, void* elem, sched::Waiter** 
 }
 
 // select_impl: returns the index of the channel case taken (its status in *status), or n for
-// the default case, n + 1 for the timeout. deadline_ns < 0: none.
+// the default case, n + 1 for the timeout. sched::kNoDeadline: none.
 std::size_t select_impl(SelectCase* cases, std::size_t n, bool has_default,
                         std::int64_t deadline_ns, ChanStatus* status);
 
@@ -179,7 +179,7 @@ std::size_t select(Cases&&... cases) {
   detail::SelectCase descs[kChan > 0 ? kChan : 1];
   std::size_t arg_of[kChan > 0 ? kChan : 1] = {};  // channel case -> argument position
   std::size_t n = 0;                               // channel cases, less those on nil channels
-  std::int64_t deadline = -1;
+  std::int64_t deadline = sched::kNoDeadline;
   std::size_t default_arg = 0, timeout_arg = 0;
   {
     auto visit = [&](auto& c, std::size_t pos) {
@@ -189,7 +189,7 @@ std::size_t select(Cases&&... cases) {
       } else if constexpr (detail::is_default_case<C>::value) {
         default_arg = pos;
       } else {
-        deadline = detail::deadline_after(c.d);
+        deadline = sched::deadline_after(c.d);
         timeout_arg = pos;
       }
     };
@@ -319,10 +319,10 @@ Selected<T> select(std::span<SelectCase<T>, E> cases, Opts&&... opts) {
     descs.p[n] = {st, is_send, elem, &detail::select_try_op<T>};
     index_of.p[n++] = i;
   }
-  std::int64_t deadline = -1;
+  std::int64_t deadline = sched::kNoDeadline;
   auto timeout_of = [&](auto& o) {
     if constexpr (detail::is_timeout_case<std::decay_t<decltype(o)>>::value)
-      deadline = detail::deadline_after(o.d);
+      deadline = sched::deadline_after(o.d);
   };
   (timeout_of(opts), ...);
   (void)timeout_of;  // unused when no option is given

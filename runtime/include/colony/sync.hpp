@@ -57,11 +57,6 @@ class ContextWake;
 
 namespace sync_detail {
 
-// Deadlines of any clock and duration, saturating: colony/sched/deadline.hpp.
-using sched::deadline_after;
-using sched::deadline_at;
-using sched::kNoDeadline;
-
 // CondWaiter: a CondVar's queue entry. `armed` (guarded by the CondVar's lock) says the waiter
 // has parked or is about to: only then does the notifier wake it; a waiter dequeued before it
 // armed sees itself unlinked and returns without parking.
@@ -107,11 +102,11 @@ class WaitGroup {
   // time ran out first.
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) {
-    return wait_until_ns(sync_detail::deadline_after(d));
+    return wait_until_ns(sched::deadline_after(d));
   }
   template <class Clock, class Dur>
   bool wait_until(std::chrono::time_point<Clock, Dur> t) {
-    return wait_until_ns(sync_detail::deadline_at(t));
+    return wait_until_ns(sched::deadline_at(t));
   }
   // count: the counter now (for diagnostics; it may change at once).
   long count() const noexcept { return counter(state_.load(std::memory_order_relaxed)); }
@@ -157,7 +152,7 @@ class Mutex {
     if (state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
                                        std::memory_order_relaxed))
       return;
-    lock_slow(sync_detail::kNoDeadline);
+    lock_slow(sched::kNoDeadline);
   }
   // try_lock: takes the mutex if that needs no waiting; never blocks. False if it is held, or
   // in starvation mode (it then belongs to the waiters).
@@ -166,11 +161,11 @@ class Mutex {
   // the mutex.
   template <class Rep, class Period>
   bool try_lock_for(std::chrono::duration<Rep, Period> d) {
-    return try_lock_until_ns(sync_detail::deadline_after(d));
+    return try_lock_until_ns(sched::deadline_after(d));
   }
   template <class Clock, class Dur>
   bool try_lock_until(std::chrono::time_point<Clock, Dur> t) {
-    return try_lock_until_ns(sync_detail::deadline_at(t));
+    return try_lock_until_ns(sched::deadline_at(t));
   }
   // unlock: releases the mutex (any party may unlock it, as in Go; normally its owner). Never
   // blocks. Throws std::logic_error if the mutex is not locked.
@@ -284,9 +279,9 @@ class CondVar {
   // holds `lock`.
   template <class Lock>
   void wait(Lock& lock) {
-    wait_impl(lock, sync_detail::kNoDeadline);
+    wait_impl(lock, sched::kNoDeadline);
   }
-  void wait(std::unique_lock<Mutex>& lock) { wait_impl(lock, sync_detail::kNoDeadline); }
+  void wait(std::unique_lock<Mutex>& lock) { wait_impl(lock, sched::kNoDeadline); }
   // wait(lock, pred): while (!pred()) wait(lock).
   template <class Lock, class Pred>
   void wait(Lock& lock, Pred pred) {
@@ -296,26 +291,26 @@ class CondVar {
   // was not notified in time (the lock is re-acquired either way).
   template <class Lock, class Clock, class Dur>
   std::cv_status wait_until(Lock& lock, std::chrono::time_point<Clock, Dur> t) {
-    return wait_impl(lock, sync_detail::deadline_at(t)) ? std::cv_status::no_timeout
+    return wait_impl(lock, sched::deadline_at(t)) ? std::cv_status::no_timeout
                                                         : std::cv_status::timeout;
   }
   template <class Lock, class Rep, class Period>
   std::cv_status wait_for(Lock& lock, std::chrono::duration<Rep, Period> d) {
-    return wait_impl(lock, sync_detail::deadline_after(d)) ? std::cv_status::no_timeout
+    return wait_impl(lock, sched::deadline_after(d)) ? std::cv_status::no_timeout
                                                            : std::cv_status::timeout;
   }
   // wait_until / wait_for with a predicate: wait until pred() holds or the time is up; returns
   // pred() (so true means the condition holds, whether or not time ran out).
   template <class Lock, class Clock, class Dur, class Pred>
   bool wait_until(Lock& lock, std::chrono::time_point<Clock, Dur> t, Pred pred) {
-    const std::int64_t deadline = sync_detail::deadline_at(t);
+    const std::int64_t deadline = sched::deadline_at(t);
     while (!pred())
       if (!wait_impl(lock, deadline)) return pred();
     return true;
   }
   template <class Lock, class Rep, class Period, class Pred>
   bool wait_for(Lock& lock, std::chrono::duration<Rep, Period> d, Pred pred) {
-    const std::int64_t deadline = sync_detail::deadline_after(d);
+    const std::int64_t deadline = sched::deadline_after(d);
     while (!pred())
       if (!wait_impl(lock, deadline)) return pred();
     return true;
@@ -437,11 +432,11 @@ class Semaphore {
   // were taken. A request that gives up lets the smaller ones behind it proceed.
   template <class Rep, class Period>
   bool try_acquire_for(long n, std::chrono::duration<Rep, Period> d) {
-    return acquire_until_ns(n, sync_detail::deadline_after(d));
+    return acquire_until_ns(n, sched::deadline_after(d));
   }
   template <class Clock, class Dur>
   bool try_acquire_until(long n, std::chrono::time_point<Clock, Dur> t) {
-    return acquire_until_ns(n, sync_detail::deadline_at(t));
+    return acquire_until_ns(n, sched::deadline_at(t));
   }
   // release: gives back n units, waking the waiters that now fit (in FIFO order); never
   // blocks. Throws std::logic_error if more units are released than are held, and

@@ -7,12 +7,10 @@
 namespace colony::net {
 
 using detail::checked;
-using detail::kNever;
 using detail::make_socket;
 using detail::Op;
 using detail::PollMode;
 using detail::Socket;
-using detail::to_ns;
 
 namespace {
 bool wait_fd(Socket& s, PollMode mode, std::int64_t deadline_ns, const Context* ctx) {
@@ -33,16 +31,16 @@ int PollFd::fd() const noexcept {
 }
 
 bool PollFd::wait_readable(Deadline d) {
-  return wait_fd(checked(s_, "wait_readable"), PollMode::read, to_ns(d), nullptr);
+  return wait_fd(checked(s_, "wait_readable"), PollMode::read, sched::deadline_at(d), nullptr);
 }
 bool PollFd::wait_writable(Deadline d) {
-  return wait_fd(checked(s_, "wait_writable"), PollMode::write, to_ns(d), nullptr);
+  return wait_fd(checked(s_, "wait_writable"), PollMode::write, sched::deadline_at(d), nullptr);
 }
 bool PollFd::wait_readable(const Context& ctx) {
-  return wait_fd(checked(s_, "wait_readable"), PollMode::read, kNever, &ctx);
+  return wait_fd(checked(s_, "wait_readable"), PollMode::read, sched::kNoDeadline, &ctx);
 }
 bool PollFd::wait_writable(const Context& ctx) {
-  return wait_fd(checked(s_, "wait_writable"), PollMode::write, kNever, &ctx);
+  return wait_fd(checked(s_, "wait_writable"), PollMode::write, sched::kNoDeadline, &ctx);
 }
 
 bool wait_readable(int fd, Deadline d) {

@@ -158,7 +158,7 @@ void Op::wait() {
 
 bool Op::wait_until(std::int64_t deadline_ns) {
   if (s_.closing()) throw_closed(name_, &s_);
-  std::int64_t cdl = kNever;
+  std::int64_t cdl = sched::kNoDeadline;
   if (ctx_) {
     if (!armed_) {
       armed_ = true;
@@ -182,7 +182,7 @@ bool Op::wait_until(std::int64_t deadline_ns) {
 
 void set_socket_deadline(Socket* s, PollMode mode, Deadline t) noexcept {
   if (!s) return;
-  s->deadline[static_cast<int>(mode)].store(to_ns(t), std::memory_order_release);
+  s->deadline[static_cast<int>(mode)].store(sched::deadline_at(t), std::memory_order_release);
   // Wake parked calls so that they wait again with the new deadline (best effort: a call about
   // to park still uses the deadline it read).
   if (!s->closing()) sched::poll_interrupt(s->pd, mode);

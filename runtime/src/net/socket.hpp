@@ -36,7 +36,6 @@ namespace colony::net::detail {
 
 using sched::PollMode;
 
-inline constexpr std::int64_t kNever = sched::kNoDeadline;
 inline constexpr std::uint32_t kClosing = 1u << 31;
 
 // last_errno: the calling thread's errno, looked up afresh at every call. glibc declares
@@ -46,10 +45,6 @@ inline constexpr std::uint32_t kClosing = 1u << 31;
 // goes through this opaque call (no inlining; the asm keeps it from being treated as pure).
 [[gnu::noinline]] int last_errno() noexcept;
 
-inline std::int64_t to_ns(Deadline t) noexcept {
-  return sched::deadline_at(t);
-}
-
 // Socket: the shared core of every handle (see the top of the file).
 struct Socket {
   int fd = -1;
@@ -57,7 +52,8 @@ struct Socket {
   bool owns_fd = true;                 // false for PollFd
   const char* proto = "";              // "tcp", "udp", "" (foreign fd): for messages
   std::atomic<std::uint32_t> refs{0};  // calls in progress | kClosing
-  std::atomic<std::int64_t> deadline[2] = {kNever, kNever};  // per PollMode
+  // per PollMode
+  std::atomic<std::int64_t> deadline[2] = {sched::kNoDeadline, sched::kNoDeadline};
   std::atomic<std::uint64_t> backoffs{0};                    // listeners: accept back-offs
   Address peer;                                              // connected streams
   std::atomic<bool> closed{false};                           // close() has finished
@@ -116,7 +112,7 @@ class Op {
   const Context* ctx_;
   const char* name_;
   bool armed_ = false;
-  std::int64_t cdl_ = kNever;
+  std::int64_t cdl_ = sched::kNoDeadline;
   std::function<bool()> stop_;
 };
 

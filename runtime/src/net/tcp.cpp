@@ -19,7 +19,6 @@
 namespace colony::net {
 
 using detail::checked;
-using detail::kNever;
 using detail::last_errno;
 using detail::make_socket;
 using detail::Op;
@@ -45,7 +44,7 @@ TcpStream TcpStream::connect(const Address& addr, std::chrono::nanoseconds timeo
 }
 
 TcpStream TcpStream::connect(const Address& addr, const Context& ctx) {
-  return connect_impl(addr, kNever, &ctx);
+  return connect_impl(addr, sched::kNoDeadline, &ctx);
 }
 
 TcpStream TcpStream::connect_impl(const Address& addr, std::int64_t deadline_ns,

@@ -5,7 +5,7 @@
 // block() arms and parks it, unless a notifier already dequeued it. A notifier wakes only armed
 // waiters; an unarmed one it just dequeues, and that waiter sees it in block() and returns.
 //
-// The waiter protocol and its helpers are in sync_detail.hpp.
+// The waiter protocol is described in sync_detail.hpp.
 #include <cstdint>
 #include <mutex>
 
@@ -15,10 +15,9 @@
 namespace colony {
 
 using sched::WaitReason;
-using sync_detail::Chain;
-using sync_detail::kNoDeadline;
-using sync_detail::notify_chain;
-using sync_detail::wait_deadline;
+using sched::Chain;
+using sched::kNoDeadline;
+using sched::notify_chain;
 
 void CondVar::enqueue(sync_detail::CondWaiter& w) noexcept {
   std::lock_guard<sched::SpinLock> lk(lock_);
@@ -39,7 +38,7 @@ bool CondVar::block(sync_detail::CondWaiter& w, std::int64_t deadline) {
   }
   w.armed = true;
   try {
-    return wait_deadline(w, lock_, WaitReason::cond, deadline);
+    return sched::wait_until(w, lock_, WaitReason::cond, deadline);
   } catch (...) {  // FiberUnwind: leave the queue before the caller re-locks (then rethrow)
     std::lock_guard<sched::SpinLock> lk(lock_);
     if (w.linked) waiters_.remove(&w);

@@ -16,7 +16,7 @@
 // the mutex is the CAS that clears kLocked (or, in starvation mode, releasing lock_ while the
 // lock stays held for the waiter), so a party that locks after it may destroy the mutex.
 //
-// The waiter protocol and its helpers are in sync_detail.hpp.
+// The waiter protocol is described in sync_detail.hpp.
 #include <cstdint>
 #include <stdexcept>
 #include <thread>
@@ -28,7 +28,6 @@
 namespace colony {
 
 using sched::WaitReason;
-using sync_detail::wait_deadline;
 
 namespace {
 constexpr std::int64_t kStarvationNs = 1'000'000;  // Go's starvationThresholdNs
@@ -151,7 +150,7 @@ bool Mutex::lock_slow(std::int64_t deadline) {
     else
       waiters_.push_back(&w);
     Abandon guard{this, &w};
-    if (!wait_deadline(w, lock_, WaitReason::mutex, deadline)) return false;  // guard repairs
+    if (!sched::wait_until(w, lock_, WaitReason::mutex, deadline)) return false;  // guard repairs
     guard.armed = false;
     if (w.outcome == kHandedOff) return true;  // starvation mode: we own it already
     awoke = true;                              // we own kWoken: compete for it

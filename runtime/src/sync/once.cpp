@@ -1,6 +1,6 @@
 // Once: Go's sync.Once for fibers and threads, retried if the function throws (colony/sync.hpp).
 //
-// The waiter protocol and its helpers are in sync_detail.hpp.
+// The waiter protocol is described in sync_detail.hpp.
 #include <cstdint>
 #include <mutex>
 
@@ -10,8 +10,8 @@
 namespace colony {
 
 using sched::WaitReason;
-using sync_detail::Chain;
-using sync_detail::notify_chain;
+using sched::Chain;
+using sched::notify_chain;
 
 bool Once::begin() {
   std::uint32_t s = state_.load(std::memory_order_acquire);
@@ -53,7 +53,7 @@ void Once::finish(bool ok) noexcept {
   Chain woken;
   {
     std::lock_guard<sched::SpinLock> lk(lock_);
-    while (sched::Waiter* w = waiters_.pop_front()) woken.add(w);
+    woken.take_all(waiters_);
   }
   notify_chain(woken.first);
 }

@@ -8,7 +8,7 @@
 // (counting them in state_ on their behalf) and, if a writer waits, that writer claims kWriter
 // and drains those readers. If nobody waits, one CAS clears kWriter and that is the last touch.
 //
-// The waiter protocol and its helpers are in sync_detail.hpp.
+// The waiter protocol is described in sync_detail.hpp.
 #include <cstdint>
 #include <mutex>
 #include <stdexcept>
@@ -19,8 +19,8 @@
 namespace colony {
 
 using sched::WaitReason;
-using sync_detail::Chain;
-using sync_detail::notify_chain;
+using sched::Chain;
+using sched::notify_chain;
 
 namespace {
 constexpr bool kAsReader = false, kAsWriter = true;
@@ -133,7 +133,7 @@ sched::Waiter* RWMutex::hand_on_locked() noexcept {
     return wake.first;
   }
   const auto admitted = static_cast<std::uint32_t>(readers_.size);
-  while (sched::Waiter* r = readers_.pop_front()) wake.add(r);
+  wake.take_all(readers_);
   if (writer) {  // it claims kWriter now and waits for the readers (admitted or inside)
     writers_.remove(writer);
     drain_.push_back(writer);

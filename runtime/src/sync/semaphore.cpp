@@ -1,6 +1,6 @@
 // Semaphore: a weighted semaphore, golang.org/x/sync/semaphore.Weighted (colony/sync.hpp).
 //
-// The waiter protocol and its helpers are in sync_detail.hpp.
+// The waiter protocol is described in sync_detail.hpp.
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -13,10 +13,9 @@
 namespace colony {
 
 using sched::WaitReason;
-using sync_detail::Chain;
-using sync_detail::kNoDeadline;
-using sync_detail::notify_chain;
-using sync_detail::wait_deadline;
+using sched::Chain;
+using sched::kNoDeadline;
+using sched::notify_chain;
 
 struct Semaphore::Queued : sched::Waiter {
   long n = 0;            // units requested
@@ -115,7 +114,7 @@ bool Semaphore::acquire_queued(Queued& w, std::int64_t deadline, detail::Context
   waiters_.push_back(&w);
   Abandon guard{this, &w};
   // Not granted: timed out, or the context ended (timed_out too): the guard repairs.
-  if (!wait_deadline(w, lock_, WaitReason::semaphore, deadline) || w.timed_out) return false;
+  if (!sched::wait_until(w, lock_, WaitReason::semaphore, deadline) || w.timed_out) return false;
   guard.armed = false;  // granted: grant_locked counted our units
   return true;
 }

@@ -1,6 +1,6 @@
 // WaitGroup: Go's sync.WaitGroup for fibers and threads (colony/sync.hpp).
 //
-// The waiter protocol and its helpers are in sync_detail.hpp.
+// The waiter protocol is described in sync_detail.hpp.
 #include <cstdint>
 #include <stdexcept>
 
@@ -12,10 +12,9 @@
 namespace colony {
 
 using sched::WaitReason;
-using sync_detail::Chain;
-using sync_detail::kNoDeadline;
-using sync_detail::notify_chain;
-using sync_detail::wait_deadline;
+using sched::Chain;
+using sched::kNoDeadline;
+using sched::notify_chain;
 
 namespace {
 std::uint64_t wg_pack(long counter, std::uint32_t nwaiters) noexcept {
@@ -64,7 +63,7 @@ void WaitGroup::release_waiters(long delta) {
         break;
       }
     }
-    while (sched::Waiter* w = waiters_.pop_front()) woken.add(w);
+    woken.take_all(waiters_);
   }
   notify_chain(woken.first);
 }
@@ -123,7 +122,7 @@ bool WaitGroup::queue_and_wait(sched::Waiter& w, std::int64_t deadline, detail::
       wg->state_.fetch_sub(1, std::memory_order_relaxed);
     }
   } guard{this, &w};
-  if (wait_deadline(w, lock_, WaitReason::waitgroup, deadline) && !w.timed_out) {
+  if (sched::wait_until(w, lock_, WaitReason::waitgroup, deadline) && !w.timed_out) {
     guard.armed = false;
     return true;
   }

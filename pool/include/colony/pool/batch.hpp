@@ -189,7 +189,7 @@ class Batch {
     }
     core_->wg.add(1);
     detail::PoolTask t(T(core_, index, std::forward<F>(f)), loc);
-    std::error_code ec = detail::pool_submit(pool_.core(), t, sync_detail::kNoDeadline, nullptr);
+    std::error_code ec = detail::pool_submit(pool_.core(), t, sched::kNoDeadline, nullptr);
     if (ec) t.template target<T>()->refused = ec;  // t's destructor reports the refusal
     return ec;
   }

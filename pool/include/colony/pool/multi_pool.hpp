@@ -108,7 +108,7 @@ class BasicMultiPool {
     bool open = false;
     if (!closed_.compare_exchange_strong(open, true, std::memory_order_acq_rel))
       return pool_errc::pool_closed;
-    const std::int64_t deadline = sync_detail::deadline_after(d);
+    const std::int64_t deadline = sched::deadline_after(d);
     for (std::size_t i = 0; i < pools_.size(); ++i) base(i).release();
     std::error_code result;
     for (std::size_t i = 0; i < pools_.size(); ++i) {
@@ -200,21 +200,21 @@ class MultiPool : public detail::BasicMultiPool<Pool> {
   requires detail::NotContext<F> std::error_code submit(
       F&& task, const SourceLocation& loc = SourceLocation::current()) {
     detail::PoolTask t(std::forward<F>(task), loc);
-    return submit_task([&](std::size_t) { return std::move(t); }, sync_detail::kNoDeadline,
+    return submit_task([&](std::size_t) { return std::move(t); }, sched::kNoDeadline,
                        nullptr);
   }
   template <class F, class Rep, class Period>
   std::error_code submit_for(F&& task, std::chrono::duration<Rep, Period> d,
                              const SourceLocation& loc = SourceLocation::current()) {
     detail::PoolTask t(std::forward<F>(task), loc);
-    return submit_task([&](std::size_t) { return std::move(t); }, sync_detail::deadline_after(d),
+    return submit_task([&](std::size_t) { return std::move(t); }, sched::deadline_after(d),
                        nullptr);
   }
   template <class F>
   std::error_code submit(const Context& ctx, F&& task,
                          const SourceLocation& loc = SourceLocation::current()) {
     detail::PoolTask t(std::forward<F>(task), loc);
-    return submit_task([&](std::size_t) { return std::move(t); }, sync_detail::kNoDeadline, &ctx);
+    return submit_task([&](std::size_t) { return std::move(t); }, sched::kNoDeadline, &ctx);
   }
 };
 
@@ -239,14 +239,14 @@ class MultiPoolWithFunc : public detail::BasicMultiPool<PoolWithFunc<Arg>> {
   std::error_code invoke(Arg arg, const SourceLocation& loc = SourceLocation::current()) {
     return this->submit_task(
         [&](std::size_t i) { return detail::PoolTask(this->pool(i).bind(std::move(arg)), loc); },
-        sync_detail::kNoDeadline, nullptr);
+        sched::kNoDeadline, nullptr);
   }
   template <class Rep, class Period>
   std::error_code invoke_for(Arg arg, std::chrono::duration<Rep, Period> d,
                              const SourceLocation& loc = SourceLocation::current()) {
     return this->submit_task(
         [&](std::size_t i) { return detail::PoolTask(this->pool(i).bind(std::move(arg)), loc); },
-        sync_detail::deadline_after(d), nullptr);
+        sched::deadline_after(d), nullptr);
   }
 };
 

@@ -124,7 +124,7 @@ struct PinnedRuntime;  // the default pool's runtime (default_pool.cpp)
 std::shared_ptr<PoolCore> make_pool_core(int capacity, PoolOptions opts, const SourceLocation& site,
                                          PinnedRuntime* pinned);
 // pool_submit: hands `t` to the pool (moved from on success only). deadline_ns is on the
-// sched::nanotime() clock (INT64_MAX: none); ctx may be null.
+// sched::nanotime() clock (sched::kNoDeadline: none); ctx may be null.
 std::error_code pool_submit(PoolCore& c, PoolTask& t, std::int64_t deadline_ns, const Context* ctx);
 // pool_attach: keeps `p` alive as long as the pool's workers (PoolWithFunc's function).
 void pool_attach(PoolCore& c, std::shared_ptr<const void> p);
@@ -132,7 +132,15 @@ void pool_attach(PoolCore& c, std::shared_ptr<const void> p);
 std::error_code pool_await_exit(PoolCore& c, std::int64_t deadline_ns);
 
 template <class F>
-using pool_result_t = spawn_result_t<F>;
+using pool_result_t = std::invoke_result_t<std::decay_t<F>>;
+
+// FutureTask: submit_future's task: runs fn into the promise (colony/future.hpp).
+template <class R, class F>
+struct FutureTask {
+  Promise<R> promise;
+  F fn;
+  void operator()() { promise.run(std::move(fn)); }
+};
 
 template <class F>
 concept NotContext = !std::is_same_v<std::remove_cvref_t<F>, Context>;
@@ -165,7 +173,7 @@ class Pool {
   requires detail::NotContext<F> std::error_code submit(
       F&& task, const SourceLocation& loc = SourceLocation::current()) {
     detail::PoolTask t(std::forward<F>(task), loc);
-    return detail::pool_submit(*core_, t, sync_detail::kNoDeadline, nullptr);
+    return detail::pool_submit(*core_, t, sched::kNoDeadline, nullptr);
   }
   // submit_until / submit_for: submit that gives up waiting for a worker at the deadline
   // (pool_errc::timeout). A task that needs no waiting is accepted even past the deadline.
@@ -173,13 +181,13 @@ class Pool {
   std::error_code submit_until(F&& task, std::chrono::time_point<Clock, Dur> t,
                                const SourceLocation& loc = SourceLocation::current()) {
     detail::PoolTask pt(std::forward<F>(task), loc);
-    return detail::pool_submit(*core_, pt, sync_detail::deadline_at(t), nullptr);
+    return detail::pool_submit(*core_, pt, sched::deadline_at(t), nullptr);
   }
   template <class F, class Rep, class Period>
   std::error_code submit_for(F&& task, std::chrono::duration<Rep, Period> d,
                              const SourceLocation& loc = SourceLocation::current()) {
     detail::PoolTask pt(std::forward<F>(task), loc);
-    return detail::pool_submit(*core_, pt, sync_detail::deadline_after(d), nullptr);
+    return detail::pool_submit(*core_, pt, sched::deadline_after(d), nullptr);
   }
   // submit(ctx, task): gives up waiting when ctx is done and returns ctx.err()
   // (context_errc::canceled or deadline_exceeded). A context already done is checked first:
@@ -188,7 +196,7 @@ class Pool {
   std::error_code submit(const Context& ctx, F&& task,
                          const SourceLocation& loc = SourceLocation::current()) {
     detail::PoolTask t(std::forward<F>(task), loc);
-    return detail::pool_submit(*core_, t, sync_detail::kNoDeadline, &ctx);
+    return detail::pool_submit(*core_, t, sched::kNoDeadline, &ctx);
   }
   // submit_future (beyond ants): runs task() on a worker; the future receives its result or its
   // exception (which is then not a panic of the pool). If the pool refuses the task, the
@@ -198,12 +206,13 @@ class Pool {
   Future<detail::pool_result_t<F>> submit_future(
       F&& task, const SourceLocation& loc = SourceLocation::current()) {
     using R = detail::pool_result_t<F>;
-    auto st = std::make_shared<detail::FutureState<R>>();
-    detail::PoolTask t(detail::SpawnTask<R, F>{st, detail::Task<F>{std::forward<F>(task), {}}},
-                       loc);
-    if (std::error_code ec = detail::pool_submit(*core_, t, sync_detail::kNoDeadline, nullptr))
-      st->set_exception(std::make_exception_ptr(std::system_error(ec)));
-    return Future<R>(std::move(st));
+    using T = detail::FutureTask<R, std::decay_t<F>>;
+    Promise<R> promise;
+    Future<R> future = promise.get_future();
+    detail::PoolTask t(T{std::move(promise), std::forward<F>(task)}, loc);
+    if (std::error_code ec = detail::pool_submit(*core_, t, sched::kNoDeadline, nullptr))
+      t.target<T>()->promise.set_exception(std::make_exception_ptr(std::system_error(ec)));
+    return future;
   }
 
   // running: live workers, busy or idle (ants' Running).
@@ -245,7 +254,7 @@ class Pool {
   void wait();
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) {
-    return wait_until_ns(sync_detail::deadline_after(d));
+    return wait_until_ns(sched::deadline_after(d));
   }
   // stats (beyond ants): counters and gauges, see PoolStats.
   PoolStats stats() const;

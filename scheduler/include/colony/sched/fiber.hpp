@@ -11,15 +11,20 @@
 //    code after a park must be exception-safe (RAII), and must not swallow FiberUnwind.
 #pragma once
 
+#include <time.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include "colony/sched/source_location.hpp"
+#include <new>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "colony/sched/config.hpp"
+#include "colony/sched/source_location.hpp"
 
 namespace colony {
 // FiberUnwind is thrown out of a blocking call when the runtime shuts down with the fiber still
@@ -66,6 +71,14 @@ std::int64_t nanotime() noexcept;
 inline std::int64_t to_nanotime(std::chrono::steady_clock::time_point t) noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
+// coarse_now: the same clock as of the kernel's last tick (CLOCK_MONOTONIC_COARSE): a few ns to
+// read, a tick's resolution (~4 ms), and it may trail nanotime() by that much. For times that
+// may be late: dumps, stack trimming, the pool's idle workers (ants' ticktock goroutine).
+inline std::int64_t coarse_now() noexcept {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
 
 // FiberEntry: a type-erased callable stored inside the fiber's stack area.
 struct FiberEntry {
@@ -90,6 +103,25 @@ G* new_fiber(Scheduler& s, const SpawnOptions& opts, std::size_t fn_size, std::s
 void start_fiber(G* g, FiberEntry entry) noexcept;
 // abandon_fiber: gives back a fiber from new_fiber whose callable could not be constructed.
 void abandon_fiber(G* g) noexcept;
+
+// launch: new_fiber + start_fiber for a callable of any type: moves (or copies) fn into a new
+// fiber of s and makes it runnable. fn runs once, and is destroyed when it returns, or unrun if
+// the runtime shuts down first. If anything throws (new_fiber, fn's constructor), the fiber is
+// given back and fn is not taken. What colony::go and the pool's workers are built on.
+template <class Fn>
+void launch(Scheduler& s, const SpawnOptions& opts, Fn&& fn, const colony::SourceLocation& site) {
+  using F = std::decay_t<Fn>;
+  void* storage = nullptr;
+  G* g = new_fiber(s, opts, sizeof(F), alignof(F), &storage, site);
+  try {
+    ::new (storage) F(std::forward<Fn>(fn));
+  } catch (...) {
+    abandon_fiber(g);
+    throw;
+  }
+  start_fiber(g, FiberEntry{[](void* p) { (*static_cast<F*>(p))(); },
+                            [](void* p) { static_cast<F*>(p)->~F(); }});
+}
 
 // The calling fiber, or nullptr on a plain thread.
 G* current_g() noexcept;

@@ -34,7 +34,7 @@ PollDesc* poll_open(int fd);
 void poll_close(PollDesc* pd) noexcept;
 
 // poll_wait: waits until the fd is ready for `mode`, or until deadline_ns (sched::nanotime()
-// clock; INT64_MAX = none). Returns 0 (ready: retry the syscall), ETIMEDOUT, or ECANCELED
+// clock; kNoDeadline = none). Returns 0 (ready: retry the syscall), ETIMEDOUT, or ECANCELED
 // (poll_close or poll_interrupt). Parks a fiber with wait reason "IO wait"; blocks a plain
 // thread. Several waiters per direction are allowed (all are woken by an event).
 int poll_wait(PollDesc* pd, PollMode mode, std::int64_t deadline_ns);

@@ -5,6 +5,7 @@
 // Protocol (the primitive owns a SpinLock guarding its WaitList):
 //   waiter:   lock; list.push_back(&w); wait(w, lock, reason);        // returns unlocked
 //   notifier: lock; Waiter* w = list.pop_front(); unlock; notify(*w);
+//   several:  lock; Chain c; c.take_all(list) (or c.add(w) each); unlock; notify_chain(c.first);
 // A Waiter is woken exactly once, by whoever unlinked it under the lock (a notifier, or the
 // waiter's own timeout). Memory ordering: everything the notifier did before notify(w) is
 // visible to the waiter after wait() returns.
@@ -13,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "colony/sched/deadline.hpp"
 #include "colony/sched/fiber.hpp"
 #include "colony/sched/spinlock.hpp"
 
@@ -102,14 +104,53 @@ struct WaitList {
   }
 };
 
+// Chain: waiters already unlinked from their WaitList under the primitive's lock, to be notified
+// after it is released: the one way a primitive wakes several waiters (Go's glist, then goready
+// after unlocking). Chained through Waiter::next, in the order added. Not a local WaitList: a
+// waiter marked linked in a local list could be "removed" from it, under the primitive's lock,
+// by its own timeout, a ContextWake or an unwinding ~Waiter. Not movable (tail points into it):
+// hand on `first`.
+struct Chain {
+  Waiter* first = nullptr;
+  Waiter** tail = &first;
+
+  Chain() = default;
+  Chain(const Chain&) = delete;
+  Chain& operator=(const Chain&) = delete;
+
+  bool empty() const noexcept { return first == nullptr; }
+  // add: appends w, which the caller has just unlinked under the lock.
+  void add(Waiter* w) noexcept {
+    w->next = nullptr;
+    *tail = w;
+    tail = &w->next;
+  }
+  // take_all: unlinks every waiter of l into the chain, in l's order.
+  void take_all(WaitList& l) noexcept {
+    while (Waiter* w = l.pop_front()) add(w);
+  }
+};
+
 // wait: precondition: `lock` held and `w` linked into a list guarded by it. Releases the lock
 // and blocks the calling fiber or thread until notify(w). Returns with the lock released.
 void wait(Waiter& w, SpinLock& lock, WaitReason reason);
 // wait_until: as wait(), but gives up at the monotonic deadline `deadline_ns`: the waiter then
 // unlinks itself under the lock and returns false (w.timed_out is set). True if notified.
+// kNoDeadline is wait() exactly (no timer; a plain thread counts as asleep for deadlock
+// detection), so a primitive passes its deadline through whether it has one or not.
 bool wait_until(Waiter& w, SpinLock& lock, WaitReason reason, std::int64_t deadline_ns);
 // notify: wakes a waiter the caller has unlinked under the lock (may be called after unlocking).
 void notify(Waiter& w) noexcept;
+
+// notify_chain: notifies every waiter of a chain from `first` on (a Chain's `first`). Reads
+// `next` before each notify: a woken waiter may return and destroy its Waiter at once.
+inline void notify_chain(Waiter* first) noexcept {
+  while (first) {
+    Waiter* next = first->next;
+    notify(*first);
+    first = next;
+  }
+}
 
 // Futex helpers for plain threads (Linux futex; private to the process).
 // Plain threads as deadlock detection sees them (deadlock.cpp). A primitive that blocks a plain
