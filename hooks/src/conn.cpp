@@ -32,6 +32,7 @@ int hooked_accept(int fd, Fd* e, sockaddr* addr, socklen_t* len, int flags) {
         return real::accept4(fd, addr, len, flags);
       },
       [&](std::size_t) -> ssize_t { return real::accept4(fd, addr, len, flags); });
+  if (r == kNotSocket) return real::accept4(fd, addr, len, flags);
   if (r >= 0) mark_socket(static_cast<int>(r));
   return static_cast<int>(r);
 }

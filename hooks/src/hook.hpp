@@ -78,6 +78,10 @@ inline ssize_t finish(std::size_t done, int err) noexcept {
   return -1;
 }
 
+// kNotSocket: io_loop's answer when the fd turned out not to be a socket (no real call returns
+// it); the caller then makes its real call.
+inline constexpr ssize_t kNotSocket = -2;
+
 // io_loop: the blocking call, made of non-blocking attempts and netpoller waits.
 //   attempt(done): one non-blocking try at the rest (after `done` bytes); returns like the call.
 //   blocking(done): the real blocking call for the rest, when the fd cannot be polled.
@@ -98,6 +102,13 @@ ssize_t io_loop(int fd, Fd* e, PollMode mode, std::size_t want, bool all, Attemp
       continue;
     }
     const int err = errno;
+    if (err == ENOTSOCK && done == 0) {
+      // A stale "socket" mark: the number was closed behind the hooks' back (fclose of an
+      // fdopen'd socket, syscall(SYS_close)) and reused for a file or a pipe. Forget the mark;
+      // the caller makes its real call, as for any non-socket.
+      e->kind.store(Kind::other, std::memory_order_release);
+      return kNotSocket;
+    }
     if (err != EAGAIN && err != EWOULDBLOCK) return finish(done, err);
     if (user_nonblocking(fd, e)) return finish(done, err);
     if (deadline < 0) deadline = timeout_deadline(fd, mode);

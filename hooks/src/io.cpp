@@ -105,20 +105,20 @@ extern "C" {
 
 ssize_t read(int fd, void* buf, size_t n) {
   Fd* e = hooked(fd);
-  if (!e) return real::read(fd, buf, n);
-  return hooked_recv(fd, e, buf, n, 0, nullptr, nullptr);
+  const ssize_t r = e ? hooked_recv(fd, e, buf, n, 0, nullptr, nullptr) : kNotSocket;
+  return r == kNotSocket ? real::read(fd, buf, n) : r;
 }
 
 ssize_t write(int fd, const void* buf, size_t n) {
   Fd* e = hooked(fd);
-  if (!e) return real::write(fd, buf, n);
-  return hooked_send(fd, e, buf, n, 0, nullptr, 0);
+  const ssize_t r = e ? hooked_send(fd, e, buf, n, 0, nullptr, 0) : kNotSocket;
+  return r == kNotSocket ? real::write(fd, buf, n) : r;
 }
 
 ssize_t readv(int fd, const iovec* iov, int iovcnt) {
   Fd* e = iovcnt > 0 ? hooked(fd) : nullptr;
   if (!e) return real::readv(fd, iov, iovcnt);
-  return io_loop(
+  const ssize_t r = io_loop(
       fd, e, PollMode::read, 0, false,
       [&](std::size_t) {
         msghdr m{};
@@ -127,6 +127,7 @@ ssize_t readv(int fd, const iovec* iov, int iovcnt) {
         return real::recvmsg(fd, &m, MSG_DONTWAIT);
       },
       [&](std::size_t) { return real::readv(fd, iov, iovcnt); });
+  return r == kNotSocket ? real::readv(fd, iov, iovcnt) : r;
 }
 
 ssize_t writev(int fd, const iovec* iov, int iovcnt) {
@@ -135,20 +136,23 @@ ssize_t writev(int fd, const iovec* iov, int iovcnt) {
   msghdr m{};
   m.msg_iov = const_cast<iovec*>(iov);
   m.msg_iovlen = static_cast<std::size_t>(iovcnt);
-  return hooked_sendmsg(fd, e, &m, 0);
+  const ssize_t r = hooked_sendmsg(fd, e, &m, 0);
+  return r == kNotSocket ? real::writev(fd, iov, iovcnt) : r;
 }
 
 ssize_t recv(int fd, void* buf, size_t n, int flags) {
   Fd* e = (flags & MSG_DONTWAIT) ? nullptr : hooked(fd);
   if (!e) return real::recv(fd, buf, n, flags);
-  return hooked_recv(fd, e, buf, n, flags, nullptr, nullptr);
+  const ssize_t r = hooked_recv(fd, e, buf, n, flags, nullptr, nullptr);
+  return r == kNotSocket ? real::recv(fd, buf, n, flags) : r;
 }
 
 ssize_t recvfrom(int fd, void* __restrict buf, size_t n, int flags, sockaddr* __restrict from,
                  socklen_t* __restrict fromlen) {
   Fd* e = (flags & MSG_DONTWAIT) ? nullptr : hooked(fd);
   if (!e) return real::recvfrom(fd, buf, n, flags, from, fromlen);
-  return hooked_recv(fd, e, buf, n, flags, from, fromlen);
+  const ssize_t r = hooked_recv(fd, e, buf, n, flags, from, fromlen);
+  return r == kNotSocket ? real::recvfrom(fd, buf, n, flags, from, fromlen) : r;
 }
 
 ssize_t recvmsg(int fd, msghdr* msg, int flags) {
@@ -156,28 +160,32 @@ ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   if (!e) return real::recvmsg(fd, msg, flags);
   if ((flags & MSG_WAITALL) && stream(fd))  // rare: the real call, with the processor handed off
     return in_blocking([&] { return real::recvmsg(fd, msg, flags); });
-  return io_loop(
+  const ssize_t r = io_loop(
       fd, e, PollMode::read, 0, false,
       [&](std::size_t) { return real::recvmsg(fd, msg, flags | MSG_DONTWAIT); },
       [&](std::size_t) { return real::recvmsg(fd, msg, flags); });
+  return r == kNotSocket ? real::recvmsg(fd, msg, flags) : r;
 }
 
 ssize_t send(int fd, const void* buf, size_t n, int flags) {
   Fd* e = (flags & MSG_DONTWAIT) ? nullptr : hooked(fd);
   if (!e) return real::send(fd, buf, n, flags);
-  return hooked_send(fd, e, buf, n, flags, nullptr, 0);
+  const ssize_t r = hooked_send(fd, e, buf, n, flags, nullptr, 0);
+  return r == kNotSocket ? real::send(fd, buf, n, flags) : r;
 }
 
 ssize_t sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* to, socklen_t tolen) {
   Fd* e = (flags & MSG_DONTWAIT) ? nullptr : hooked(fd);
   if (!e) return real::sendto(fd, buf, n, flags, to, tolen);
-  return hooked_send(fd, e, buf, n, flags, to, tolen);
+  const ssize_t r = hooked_send(fd, e, buf, n, flags, to, tolen);
+  return r == kNotSocket ? real::sendto(fd, buf, n, flags, to, tolen) : r;
 }
 
 ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   Fd* e = (flags & MSG_DONTWAIT) ? nullptr : hooked(fd);
   if (!e) return real::sendmsg(fd, msg, flags);
-  return hooked_sendmsg(fd, e, msg, flags);
+  const ssize_t r = hooked_sendmsg(fd, e, msg, flags);
+  return r == kNotSocket ? real::sendmsg(fd, msg, flags) : r;
 }
 
 // _FORTIFY_SOURCE: a caller built with it (Debian builds its packages so) calls these when the

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -494,6 +495,29 @@ TEST(Hooks, PipesAndFilesRunTheRealCall) {
     std::fclose(f);
     EXPECT_EQ(colony::hooks::stats().waits, before.waits);
     EXPECT_EQ(colony::hooks::stats().fallbacks, before.fallbacks);
+  });
+}
+
+TEST(Hooks, ANumberClosedBehindTheHooksBackAndReusedForAPipeStillReads) {
+  in_runtime([] {
+    Pair p;
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    const int stale = p.a;
+    ::fcntl(stale, F_SETFL, O_NONBLOCK);
+    char buf[8];
+    EXPECT_EQ(::read(stale, buf, sizeof buf), -1);  // marks the number as a socket
+    ASSERT_EQ(::syscall(SYS_close, stale), 0);      // not through the hooked close
+    p.a = -1;
+    // F_DUPFD (not interposed) gives the lowest free number from `stale` on: `stale` itself.
+    const int rd = ::fcntl(fds[0], F_DUPFD, stale);
+    ASSERT_EQ(rd, stale);
+    ASSERT_EQ(::write(fds[1], "pipe", 4), 4);
+    EXPECT_EQ(::read(rd, buf, sizeof buf), 4);
+    EXPECT_EQ(std::string(buf, 4), "pipe");
+    ::close(rd);
+    ::close(fds[0]);
+    ::close(fds[1]);
   });
 }
 
