@@ -120,10 +120,12 @@ TEST_F(Redis, ThousandFibersOfSyncClientsOnTwoProcessors) {
         threads_at_start = threads();
         TickFiber ticker;
         const auto t0 = Clock::now();
+        colony::testing::Latch gate(1);
         std::vector<colony::Future<void>> fs;
         fs.reserve(kFibers);
         for (int i = 0; i < kFibers; ++i)
           fs.push_back(colony::spawn([&, i] {
+            gate.wait();  // all start together, so that parked sessions overlap
             std::string error;
             good.fetch_add(session(server_->port(), i, kCommands, error));
             if (!error.empty() && !have_error.exchange(true)) first_error = error;
@@ -132,6 +134,7 @@ TEST_F(Redis, ThousandFibersOfSyncClientsOnTwoProcessors) {
             while (t > m && !max_threads.compare_exchange_weak(m, t)) {
             }
           }));
+        gate.count_down();
         for (auto& f : fs) f.get();
         took = ms_since(t0);
         ticks = ticker.ticks();
