@@ -5,6 +5,9 @@
 #                                  above may use; scheduler/src is private to it
 #   runtime/    colony::runtime    uses the scheduler through colony/sched/* only
 #   pool/       colony::pool       uses the layers below through their include/ headers only
+#   hooks/      colony::hooks      the interposed socket and sleep calls: uses the scheduler
+#                                  through colony/sched/* only (it may use the runtime's public
+#                                  headers, not its sources); nothing below includes it
 #
 # 1. Outside scheduler/ (and the scheduler's own tests), no file includes a scheduler/src header
 #    and no CMakeLists.txt puts scheduler/src on an include path.
@@ -16,6 +19,8 @@
 # 4. The core does not depend on Asio, Beast or OpenSSL: only the optional glue headers
 #    runtime/include/colony/net/asio.hpp and tls.hpp include them (targets colony::asio and
 #    colony::tls), and colony_runtime links neither.
+# 5. hooks/ includes no private header of another layer (runtime/src, pool/src, scheduler/src)
+#    and no pool header; no other layer includes colony/hooks.hpp.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -28,11 +33,11 @@ report() {
 # Basenames of the scheduler's private headers, as an extended-regex alternation.
 private=$(cd scheduler/src && ls ./*.hpp 2>/dev/null | sed 's|^\./||; s/\./\\./g' | paste -sd'|' -)
 if [ -n "$private" ]; then
-  hits=$(grep -rnE "#include [\"<]($private)[\">]" runtime pool examples bench 2>/dev/null)
+  hits=$(grep -rnE "#include [\"<]($private)[\">]" runtime pool hooks examples bench 2>/dev/null)
   [ -n "$hits" ] && report "a scheduler/src header included outside scheduler/:
 $hits"
 fi
-hits=$(grep -nE 'scheduler/src' runtime/CMakeLists.txt pool/CMakeLists.txt examples/CMakeLists.txt 2>/dev/null)
+hits=$(grep -nE 'scheduler/src' runtime/CMakeLists.txt pool/CMakeLists.txt hooks/CMakeLists.txt examples/CMakeLists.txt 2>/dev/null)
 [ -n "$hits" ] && report "scheduler/src on an include path outside scheduler/:
 $hits"
 
@@ -54,7 +59,7 @@ hits=$(grep -rnE '#include [<"]colony/pool' runtime)
 [ -n "$hits" ] && report "the runtime includes a header of the pool:
 $hits"
 
-hits=$(grep -nE 'Boost::context' runtime/CMakeLists.txt pool/CMakeLists.txt)
+hits=$(grep -nE 'Boost::context' runtime/CMakeLists.txt pool/CMakeLists.txt hooks/CMakeLists.txt 2>/dev/null)
 [ -n "$hits" ] && report "only the scheduler links Boost.Context:
 $hits"
 
@@ -66,6 +71,17 @@ hits=$(grep -nE 'target_link_libraries\((colony_runtime|colony_scheduler)[^)]*(O
   runtime/CMakeLists.txt scheduler/CMakeLists.txt)
 [ -n "$hits" ] && report "the core links Asio's or OpenSSL's targets:
 $hits"
+if [ -d hooks ]; then
+  hits=$(grep -nE '(runtime|pool)/src' hooks/CMakeLists.txt)
+  [ -n "$hits" ] && report "another layer's private sources on the hooks' include path:
+$hits"
+  hits=$(grep -rnE '#include [<"]colony/pool' hooks)
+  [ -n "$hits" ] && report "the hooks include a header of the pool:
+$hits"
+  hits=$(grep -rnE '#include [<"]colony/hooks' scheduler runtime pool)
+  [ -n "$hits" ] && report "a lower layer includes the hooks:
+$hits"
+fi
 
 [ "$fail" -eq 0 ] && echo "layer rule: ok"
 exit "$fail"

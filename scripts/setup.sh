@@ -7,13 +7,16 @@
 #   required  build-essential cmake ninja-build libboost-context-dev libboost-fiber-dev
 #             libboost-dev libgtest-dev libbenchmark-dev python3 libssl-dev (OpenSSL: the TLS
 #             glue <colony/net/tls.hpp> and its test; colony::runtime never links it)
+#             libhiredis-dev redis-server (the hooks' tests: hiredis's synchronous client against
+#             a redis-server the test starts itself)
 #   optional  golang-go (the Go peer of the benchmarks), clang (a second compiler), libtbb-dev
 #             (the TBB peer of bench/compare), wrk (the HTTP load generator of bench/run.sh server)
 #             A failure to install these is reported and ignored.
 set -euo pipefail
 
 required=(build-essential cmake ninja-build libboost-dev libboost-context-dev
-          libboost-fiber-dev libgtest-dev libbenchmark-dev python3 libssl-dev)
+          libboost-fiber-dev libgtest-dev libbenchmark-dev python3 libssl-dev libhiredis-dev
+          redis-server)
 optional=(golang-go clang libtbb-dev wrk)
 
 installed() {
