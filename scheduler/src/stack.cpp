@@ -1,5 +1,6 @@
 #include "stack.hpp"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -72,9 +73,10 @@ void unregister_slab(char* base) {
 // regions a slab is one mapping whatever it holds, so they are as large as unguarded ones.
 constexpr std::size_t kGuardedSlabBytes = 16u << 20;     // 16 MiB of mprotect-guarded slots
 constexpr std::size_t kPlainSlabBytes = 256u << 20;      // 256 MiB otherwise
-// Slots whose guard regions one call installs (process_madvise takes up to 1,024 ranges; 32
-// keeps the class lock short and the address space carved ahead small).
-constexpr std::size_t kArmBatch = 32;
+// Slots whose guard regions one call installs (process_madvise takes up to 1,024 ranges). 256
+// slots are 80 MiB of address space carved ahead (no memory: guards commit none) for one system
+// call; with 32 a cold skynet made ~2,400 process_madvise calls (docs/design.md, "Cold start").
+constexpr std::size_t kArmBatch = 256;
 
 std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
@@ -318,26 +320,46 @@ namespace {
 // install_guards: guard regions of `n` bytes at base, base + stride, ... (count slots). One
 // process_madvise call for the batch where the kernel takes it (Linux 6.13 accepts any advice
 // for the calling process), one madvise per slot otherwise. Returns 0 or an errno value.
+// The process_madvise state: the pidfd naming this process and the batch's ranges, under one
+// lock. A fork leaves the child a pidfd naming its parent: the atfork handlers hold the lock
+// across fork() and mark the child's copy stale (no getpid() per batch).
+struct GuardBatch {
+  std::mutex mu;
+  int pidfd = -1;
+  bool stale = false;
+  iovec iov[kArmBatch];
+};
+GuardBatch& guard_batch() {
+  static GuardBatch* b = [] {
+    auto* gb = new GuardBatch;  // never destroyed: fibers may be carved during static destruction
+    ::pthread_atfork([] { guard_batch().mu.lock(); },
+                     [] { guard_batch().mu.unlock(); },
+                     [] {
+                       GuardBatch& g = guard_batch();
+                       g.stale = g.pidfd >= 0;
+                       g.mu.unlock();
+                     });
+    return gb;
+  }();
+  return *b;
+}
+
 int install_guards(char* base, std::size_t stride, std::size_t n, std::size_t count) {
   static std::atomic<int> batch_ok{1};  // cleared once process_madvise refuses
   std::size_t done = 0;
 #ifdef SYS_process_madvise
   if (batch_ok.load(std::memory_order_relaxed)) {
-    // The pidfd names this process; re-opened after a fork (a child's copy names its parent).
-    static std::mutex mu;
-    static int pidfd = -1;
-    static pid_t owner = 0;
-    std::lock_guard<std::mutex> lk(mu);
-    pid_t self = ::getpid();
-    if (pidfd < 0 || owner != self) {
-      if (pidfd >= 0) ::close(pidfd);  // a forked child's copy of its parent's pidfd
-      pidfd = static_cast<int>(::syscall(SYS_pidfd_open, self, 0));
-      owner = self;
+    GuardBatch& b = guard_batch();
+    std::lock_guard<std::mutex> lk(b.mu);
+    if (b.pidfd < 0 || b.stale) {
+      if (b.pidfd >= 0) ::close(b.pidfd);  // a forked child's copy of its parent's pidfd
+      b.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0));
+      b.stale = false;
     }
-    iovec iov[kArmBatch];
     std::size_t k = std::min<std::size_t>(count, kArmBatch);
-    for (std::size_t i = 0; i < k; ++i) iov[i] = {base + i * stride, n};
-    long r = pidfd < 0 ? -1 : ::syscall(SYS_process_madvise, pidfd, iov, k, MADV_GUARD_INSTALL, 0u);
+    for (std::size_t i = 0; i < k; ++i) b.iov[i] = {base + i * stride, n};
+    long r = b.pidfd < 0 ? -1
+                         : ::syscall(SYS_process_madvise, b.pidfd, b.iov, k, MADV_GUARD_INSTALL, 0u);
     if (r < 0) batch_ok.store(0, std::memory_order_relaxed);
     else done = static_cast<std::size_t>(r) / n;  // ranges are applied in order
   }

@@ -9,6 +9,11 @@
 #include <colony/colony.hpp>
 #include <cstdlib>
 #include <stdexcept>
+#include <string>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "stack.hpp"  // StackPool::guard_regions_supported
 #include "test_util.hpp"
@@ -140,6 +145,45 @@ TEST(StackGuardDeath, LargeFrameNearTheEndHitsTheGuard) {
                  gate.close();
                }),
                "fiber [0-9]+ overflowed its 65536-byte stack");
+}
+
+// fork() after a runtime has carved stacks: the child's own runtime still guards every stack.
+// The guard batch names the process by a pidfd and its lock is held across fork() by atfork
+// handlers; a child that deadlocked on that lock, or installed no guard, fails here (the
+// overflow must hit a guard and be reported).
+TEST(StackGuardDeath, ForkedChildInstallsItsOwnGuards) {
+#if defined(COLONY_TSAN)
+  GTEST_SKIP() << "TSan reports stack overflows itself";
+#endif
+  if (!regions()) GTEST_SKIP() << "this kernel has no guard regions (budgeted fallback)";
+  colony::run([] {
+    colony::testing::Latch parked(300);
+    park_many(300, parked).close();
+  });
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::dup2(out[1], 2);
+    ::close(out[0]);
+    colony::run([] {
+      colony::testing::Latch parked(300);
+      colony::Chan<int> gate = park_many(300, parked);
+      colony::spawn([] { return recurse(0); }).get();
+      gate.close();
+    });
+    ::_exit(0);  // not reached: the overflow ends the child
+  }
+  ::close(out[1]);
+  std::string report;
+  char buf[512];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) report.append(buf, static_cast<std::size_t>(n));
+  ::close(out[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV) << "status " << status;
+  EXPECT_NE(report.find("overflowed its 262144-byte stack"), std::string::npos) << report;
 }
 
 }  // namespace
