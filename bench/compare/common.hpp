@@ -58,6 +58,7 @@ struct Args {
   int fib = 32;              // fib: argument
   int cutoff = 20;           // fib: below or at this, compute sequentially
   long thread_cap = 10'000;  // std::thread: at most this many threads alive at once
+  int warm = 0;              // spawn, skynet: repetitions after the first, in the same process
 };
 
 // Result: what one repetition measured. `value` in `unit` is the headline figure; `extra` holds
@@ -250,10 +251,12 @@ inline Args parse_args(int argc, char** argv) {
       a.cutoff = static_cast<int>(std::strtol(next(), nullptr, 10));
     else if (k == "--thread-cap")
       a.thread_cap = std::strtol(next(), nullptr, 10);
+    else if (k == "--warm")
+      a.warm = static_cast<int>(std::strtol(next(), nullptr, 10));
     else {
       std::fprintf(stderr,
                    "usage: %s --workload W [--n N] [--procs P] [--cap C] [--sleep-ms MS] "
-                   "[--fib N] [--cutoff N] [--thread-cap T]\n",
+                   "[--fib N] [--cutoff N] [--thread-cap T] [--warm K]\n",
                    argv[0]);
       std::exit(64);
     }
@@ -263,7 +266,7 @@ inline Args parse_args(int argc, char** argv) {
     std::fprintf(stderr, "colony_compare: skynet needs --n a power of 10\n");
     std::exit(64);
   }
-  if (a.n <= 0 || a.cap <= 0 || a.thread_cap <= 0 || a.fib < 0 || a.cutoff < 1) {
+  if (a.n <= 0 || a.cap <= 0 || a.thread_cap <= 0 || a.fib < 0 || a.cutoff < 1 || a.warm < 0) {
     std::fprintf(stderr,
                  "colony_compare: --n, --cap, --thread-cap and --cutoff must be positive\n");
     std::exit(64);
@@ -301,6 +304,21 @@ inline int main(int argc, char** argv, const std::string& system, const std::vec
   std::fprintf(stderr, "colony_compare %s: unknown workload '%s'\n", system.c_str(),
                a.workload.c_str());
   return 64;
+}
+
+// first_and_warm: one repetition (`rep`, the first: cold, in a fresh process), then with
+// --warm K K more in the same process and the same runtime or pool (warm: stacks, caches and
+// threads already there); the first one's Result, with extra "warm_best" (the lowest of the
+// K values, same unit) and "warm_reps". The table shows both (compare.py, column "warm").
+template <class F>
+Result first_and_warm(const Args& a, F&& rep) {
+  Result r = rep();
+  if (a.warm <= 0) return r;
+  double best = rep().value;
+  for (int k = 1; k < a.warm; ++k) best = std::min(best, rep().value);
+  r.add("warm_best", best);
+  r.add("warm_reps", a.warm);
+  return r;
 }
 
 // Per-workload result helpers.

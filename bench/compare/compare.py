@@ -13,8 +13,10 @@ bench/run.sh builds what each needs and calls it; lower is better everywhere, an
 suite: the comparison suite, fibers versus thread pools and Go. Runs every workload on every
 system, each repetition in its own child process (so the peak RSS is that run's, and no run
 inherits another's warm caches), interleaving the systems within each repetition. Prints a
-progress line while it runs, then the table: median and min over the repetitions, peak RSS
-(median), the ratio of the median to colony go's median and a note. Writes into DIR:
+progress line while it runs, then the table: median and min over the repetitions (each the
+first run of a fresh process: cold), for spawn and skynet the warm figure (the best of 4 more
+runs in the same process and runtime, median over the repetitions), peak RSS (median), the
+ratio of the median to colony go's median and a note. Writes into DIR:
 
     results.json   one record per system x workload x repetition, plus the run's context
     table.txt      the table as printed
@@ -552,8 +554,8 @@ MODES = {
         "reps": 3,
         "timeout": 90,
         "rows": {
-            "spawn": {"n": 100_000},
-            "skynet": {"n": 1_000_000},
+            "spawn": {"n": 100_000, "warm": 4},
+            "skynet": {"n": 1_000_000, "warm": 4},
             "ping-pong": {"n": 50_000},
             "yield": {"n": 1_000_000},
             "parked 100k": {"n": 100_000},
@@ -573,8 +575,8 @@ MODES = {
         "reps": 5,
         "timeout": 600,
         "rows": {
-            "spawn": {"n": 1_000_000},
-            "skynet": {"n": 1_000_000},
+            "spawn": {"n": 1_000_000, "warm": 4},
+            "skynet": {"n": 1_000_000, "warm": 4},
             "ping-pong": {"n": 1_000_000},
             "yield": {"n": 1_000_000},
             "parked 100k": {"n": 100_000},
@@ -669,13 +671,17 @@ def summarise(records, systems, rows):
         for key, *_ in systems:
             recs = [r for r in records if r["row"] == label and r["system"] == key]
             ok = [r for r in recs if "value" in r]
-            cell = {"median": None, "min": None, "unit": "", "rss": None, "ratio": None,
+            cell = {"median": None, "min": None, "warm": None, "unit": "", "rss": None, "ratio": None,
                     "note": "", "reps": len(ok), "n": None}
             if ok:
                 vals = [r["value"] for r in ok]
                 cell.update(median=statistics.median(vals), min=min(vals), unit=ok[0]["unit"],
                             rss=int(statistics.median([r["maxrss_kib"] for r in ok])),
                             n=ok[0].get("n"))
+                warm = [r.get("extra", {}).get("warm_best") for r in ok]
+                warm = [w for w in warm if w is not None]
+                if warm:
+                    cell["warm"] = statistics.median(warm)
                 notes = [r.get("note", "") for r in ok if r.get("note")]
                 if label == "fib fan-out":
                     seq = [r.get("extra", {}).get("seq_ms") for r in ok]
@@ -710,7 +716,8 @@ def summarise(records, systems, rows):
     return cells
 
 
-SUITE_HEADER = ["workload", "system", "median", "min", "unit", "peak RSS", "vs colony go", "note"]
+SUITE_HEADER = ["workload", "system", "median", "min", "warm", "unit", "peak RSS", "vs colony go",
+                "note"]
 
 
 def table_rows(cells, systems, rows):
@@ -718,21 +725,22 @@ def table_rows(cells, systems, rows):
     for label, *_ in rows:
         row_cells = [cells[(label, key)] for key, *_ in systems]
         if all(c["median"] is None for c in row_cells) and len({c["note"] for c in row_cells}) == 1:
-            out.append([label, "(all systems)", "n/a", "", "", "", "", row_cells[0]["note"]])
+            out.append([label, "(all systems)", "n/a", "", "", "", "", "", row_cells[0]["note"]])
             continue
         for key, name, *_ in systems:
             c = cells[(label, key)]
             if c["median"] is None:
-                out.append([label, name, "n/a", "", "", "", "", c["note"]])
+                out.append([label, name, "n/a", "", "", "", "", "", c["note"]])
             else:
-                out.append([label, name, fmt_num(c["median"]), fmt_num(c["min"]), c["unit"],
+                warm = fmt_num(c["warm"]) if c["warm"] is not None else ""
+                out.append([label, name, fmt_num(c["median"]), fmt_num(c["min"]), warm, c["unit"],
                             fmt_rss(c["rss"]), fmt_ratio(c["ratio"]), c["note"]])
     return out
 
 
 def suite_text_table(trows):
     widths = [max(len(r[i]) for r in [SUITE_HEADER] + trows) for i in range(len(SUITE_HEADER) - 1)]
-    right = {2, 3, 5, 6}
+    right = {2, 3, 4, 6, 7}
 
     def line(r):
         cols = [(c.rjust(w) if i in right else c.ljust(w)) for i, (c, w) in enumerate(zip(r, widths))]
@@ -754,7 +762,7 @@ def md_escape(s):
 
 def suite_markdown_table(trows):
     out = ["| " + " | ".join(SUITE_HEADER) + " |",
-           "|:--|:--|--:|--:|:--|--:|--:|:--|"]
+           "|:--|:--|--:|--:|--:|:--|--:|--:|:--|"]
     prev = None
     for r in trows:
         shown = [r[0] if r[0] != prev else ""] + r[1:]
@@ -1083,7 +1091,8 @@ def suite_main(args, ap):
                       for k, sz in mode["rows"].items() if sz)
     head = [
         f"colony comparison suite, {mode_name} mode ({reps} repetitions per cell, each in its "
-        f"own process; median and min over them)",
+        f"own process; median and min over them; warm: spawn and skynet run 4 more times in "
+        f"that process, the best of those, median over the repetitions)",
         f"date: {context['date']}",
         f"hardware: {context['hardware']}",
         f"processors: {args.procs} (colony max_procs, pool threads, Boost.Fiber threads, "

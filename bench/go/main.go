@@ -73,6 +73,7 @@ var (
 	flagCap      = flag.Int("cap", 50_000, "suite sleep: concurrency cap")
 	flagSleepMs  = flag.Int("sleep-ms", 10, "suite sleep: milliseconds each task sleeps")
 	flagFib      = flag.Int("fib", 32, "suite fib: argument")
+	flagWarm     = flag.Int("warm", 0, "suite spawn and skynet: repetitions after the first, in the same process (extra warm_best: the best of them)")
 	flagCutoff   = flag.Int("cutoff", 20, "suite fib: sequential at or below this")
 	// Accepted for symmetry with the C++ workers, unused.
 	_ = flag.Int64("thread-cap", 0, "suite: unused (the std::thread worker's cap)")
