@@ -120,12 +120,11 @@ TEST_P(Sync, ParkedFibersAreUnwoundAtShutdown) {
   EXPECT_EQ(r, 1);
 }
 
-// Disabled: fails because of a scheduler bug, not a sync one. Scheduler::unwind_all marks every
-// parked fiber runnable before it resumes any of them; when the unwinding of one fiber readies
-// another (here: a lock_guard releasing a Mutex that an older fiber waits for; the same happens
-// with FutureCore::complete when an unwound spawn fails its Future) ready() finds the fiber
-// already runnable and the process aborts ("fiber status is runnable, expected waiting").
-// Enable once unwind_all marks each fiber runnable only as it resumes it.
+// Shutdown where the unwinding of one fiber readies another: the newer fiber's lock_guard
+// releases the Mutex an older fiber waits for while both are being unwound. unwind_all marks a
+// fiber runnable only as it resumes it, so the release's ready() finds the waiter still waiting
+// (it once aborted with "fiber status is runnable, expected waiting"); both unwind, both
+// destructors run, and the Mutex is left unlocked.
 TEST_P(Sync, UnwindingFiberReleasesAMutexToAnOlderWaiter) {
   static std::atomic<int> destroyed;
   destroyed = 0;
