@@ -45,10 +45,10 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::size_t kReadSize = 4 * 1024;         // the least room a read is given
-constexpr std::size_t kBodyReadMax = 64 * 1024;     // the most a body read asks for at once
-constexpr std::size_t kIdleBufferMax = 16 * 1024;   // what a buffer may keep between requests
-constexpr std::size_t kDirectBodyAbove = 16 * 1024; // bodies written without a copy
+constexpr std::size_t kReadSize = 4 * 1024;          // the least room a read is given
+constexpr std::size_t kBodyReadMax = 64 * 1024;      // the most a body read asks for at once
+constexpr std::size_t kIdleBufferMax = 16 * 1024;    // what a buffer may keep between requests
+constexpr std::size_t kDirectBodyAbove = 16 * 1024;  // bodies written without a copy
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -155,8 +155,9 @@ int parse_status(const beast::error_code& ec, std::string_view head, const char*
   if (ec == beast_http::error::bad_version) {
     std::string_view line = head.substr(0, head.find('\r'));
     std::string_view v = line.substr(line.rfind(' ') + 1);
-    if (v.size() == 8 && v.substr(0, 5) == "HTTP/" && std::isdigit(static_cast<unsigned char>(v[5])) &&
-        v[6] == '.' && std::isdigit(static_cast<unsigned char>(v[7])) && v[5] != '1') {
+    if (v.size() == 8 && v.substr(0, 5) == "HTTP/" &&
+        std::isdigit(static_cast<unsigned char>(v[5])) && v[6] == '.' &&
+        std::isdigit(static_cast<unsigned char>(v[7])) && v[5] != '1') {
       why = "HTTP version not supported";
       return 505;
     }
@@ -241,8 +242,8 @@ typename ConnLoop<Stream>::Verdict ConnLoop<Stream>::read_head(
 }
 
 template <class Stream>
-typename ConnLoop<Stream>::Verdict ConnLoop<Stream>::check_head(
-    beast_http::request_parser<Body>& p, bool& expect_continue) {
+typename ConnLoop<Stream>::Verdict ConnLoop<Stream>::check_head(beast_http::request_parser<Body>& p,
+                                                                bool& expect_continue) {
   const Limits& l = srv_.opts_.limits;
   const BeastRequest& m = p.get();
   const auto hosts = m.count(beast_http::field::host);
@@ -372,8 +373,8 @@ void ConnLoop<Stream>::run() {
   for (;;) {
     // 1. A request's header, checked.
     beast_http::request_parser<Body> p;
-    p.header_limit(static_cast<std::uint32_t>(
-        std::min<std::size_t>(o.limits.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
+    p.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(
+        o.limits.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
     p.body_limit(o.limits.max_body_bytes);
     bool expect_continue = false;
     Verdict v = read_head(p);

@@ -17,7 +17,7 @@ namespace {
 // unknown.
 std::int64_t rss_bytes() {
   std::unique_ptr<std::FILE, decltype(&std::fclose)> f(std::fopen("/proc/self/statm", "r"),
-                                                        std::fclose);
+                                                       std::fclose);
   long size = 0, resident = 0;
   if (!f || std::fscanf(f.get(), "%ld %ld", &size, &resident) != 2) return 0;
   return static_cast<std::int64_t>(resident) * ::sysconf(_SC_PAGESIZE);
@@ -39,9 +39,9 @@ Vars runtime_vars(const colony::Stats& st) {
 Vars proc_vars(const colony::ProcStats& p) {
   auto c = [](std::uint64_t v) { return static_cast<std::int64_t>(v); };
   return {
-      {"switches", c(p.switches), true},     {"parks", c(p.parks), true},
-      {"yields", c(p.yields), true},         {"steals", c(p.steals), true},
-      {"stolen", c(p.stolen), true},         {"spawns", c(p.spawns), true},
+      {"switches", c(p.switches), true},       {"parks", c(p.parks), true},
+      {"yields", c(p.yields), true},           {"steals", c(p.steals), true},
+      {"stolen", c(p.stolen), true},           {"spawns", c(p.spawns), true},
       {"global_gets", c(p.global_gets), true}, {"timers_fired", c(p.timers_fired), true},
   };
 }
@@ -76,9 +76,9 @@ Vars server_vars(const Server& srv) {
   const Stats s = srv.stats();
   auto c = [](std::uint64_t v) { return static_cast<std::int64_t>(v); };
   return {
-      {"connections", c(s.connections), true}, {"requests", c(s.requests), true},
+      {"connections", c(s.connections), true},   {"requests", c(s.requests), true},
       {"bad_requests", c(s.bad_requests), true}, {"timeouts", c(s.timeouts), true},
-      {"websockets", c(s.websockets), true},   {"open_connections", c(s.open), false},
+      {"websockets", c(s.websockets), true},     {"open_connections", c(s.open), false},
       {"buffered_bytes", c(s.buffered), false},
   };
 }

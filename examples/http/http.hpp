@@ -50,9 +50,9 @@ namespace http {
 
 // Limits: what a request may be.
 struct Limits {
-  std::size_t max_header_bytes = 8192;   // request line + header fields (431 beyond)
-  std::size_t max_headers = 100;         // header fields (431 beyond)
-  std::size_t max_body_bytes = 1 << 20;  // a body, Content-Length or chunked (413 beyond)
+  std::size_t max_header_bytes = 8192;       // request line + header fields (431 beyond)
+  std::size_t max_headers = 100;             // header fields (431 beyond)
+  std::size_t max_body_bytes = 1 << 20;      // a body, Content-Length or chunked (413 beyond)
   std::size_t max_message_bytes = 16 << 20;  // a WebSocket message (the connection closes beyond)
 };
 

@@ -52,11 +52,15 @@ inline Vars pool_vars(const colony::Pool& pool) {
   const colony::PoolStats s = pool.stats();
   auto c = [](auto v) { return static_cast<std::int64_t>(v); };
   return {
-      {"submitted", c(s.submitted), true},   {"completed", c(s.completed), true},
-      {"panics", c(s.panics), true},         {"rejected", c(s.rejected), true},
+      {"submitted", c(s.submitted), true},
+      {"completed", c(s.completed), true},
+      {"panics", c(s.panics), true},
+      {"rejected", c(s.rejected), true},
       {"workers_started", c(s.workers_started), true},
-      {"running", c(s.running), false},      {"idle", c(s.idle), false},
-      {"waiting", c(s.waiting), false},      {"queued", c(s.queued), false},
+      {"running", c(s.running), false},
+      {"idle", c(s.idle), false},
+      {"waiting", c(s.waiting), false},
+      {"queued", c(s.queued), false},
       {"peak_running", c(s.peak_running), false},
   };
 }

@@ -21,7 +21,8 @@ using colony::net::TcpListener;
 using colony::net::TcpStream;
 using Clock = std::chrono::steady_clock;
 
-Server::Server(Handler handler, Options opts) : handler_(std::move(handler)), opts_(std::move(opts)) {
+Server::Server(Handler handler, Options opts)
+    : handler_(std::move(handler)), opts_(std::move(opts)) {
 #if !defined(COLONY_HTTP_HAVE_TLS)
   if (opts_.tls != nullptr)
     throw std::invalid_argument("http::Server: Options::tls needs the library built with OpenSSL");

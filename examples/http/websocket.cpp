@@ -46,14 +46,13 @@ void websocket_echo(Stream& s, const BeastRequest& req, const Options& opts,
   }
 }
 
-template void websocket_echo<colony::net::AsioStream>(colony::net::AsioStream&,
-                                                       const BeastRequest&, const Options&,
-                                                       std::atomic<bool>&,
-                                                       const std::atomic<bool>&);
-#if defined(COLONY_HTTP_HAVE_TLS)
-template void websocket_echo<colony::net::TlsStream>(colony::net::TlsStream&, const BeastRequest&,
+template void websocket_echo<colony::net::AsioStream>(colony::net::AsioStream&, const BeastRequest&,
                                                       const Options&, std::atomic<bool>&,
                                                       const std::atomic<bool>&);
+#if defined(COLONY_HTTP_HAVE_TLS)
+template void websocket_echo<colony::net::TlsStream>(colony::net::TlsStream&, const BeastRequest&,
+                                                     const Options&, std::atomic<bool>&,
+                                                     const std::atomic<bool>&);
 #endif
 
 }  // namespace http

@@ -141,7 +141,8 @@ TEST_P(Http, ExpectContinueGets100BeforeTheBody) {
     // Too large: 413 at once, no 100 (the body is never asked for).
     TcpStream d = TcpStream::connect(ts.addr(), 5s);
     d.write_all(
-        "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 9999999\r\n\r\n");
+        "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: "
+        "9999999\r\n\r\n");
     std::string b2;
     r = read_reply(d, b2);
     ASSERT_TRUE(r);

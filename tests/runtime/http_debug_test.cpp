@@ -103,7 +103,8 @@ TEST_P(Http, DebugVarsIsJsonWithPerProcessorStats) {
     EXPECT_EQ(t.get<int>("colony.max_procs"), GetParam());
     EXPECT_EQ(static_cast<int>(t.get_child("colony.procs").size()), GetParam()) << body;
     std::uint64_t switches = 0;
-    for (const auto& [k, p] : t.get_child("colony.procs")) switches += p.get<std::uint64_t>("switches");
+    for (const auto& [k, p] : t.get_child("colony.procs"))
+      switches += p.get<std::uint64_t>("switches");
     EXPECT_GT(switches, 0u);
     EXPECT_GE(t.get<std::uint64_t>("colony.total.switches"), switches);
     EXPECT_GE(t.get<int>("colony.fibers"), 2);  // the server's accept loop and this connection
@@ -132,11 +133,12 @@ TEST_P(Http, MetricsAreInPrometheusTextFormat) {
     }
     EXPECT_GT(samples, 10);
     for (const std::string& want : std::vector<std::string>{
-             "# TYPE colony_fibers gauge\n", "\ncolony_max_procs " + std::to_string(GetParam()) + "\n",
-          "# TYPE colony_proc_switches_total counter\n",
-          "\ncolony_proc_switches_total{proc=\"" + std::to_string(GetParam() - 1) + "\"} ",
-          "\nprocess_resident_memory_bytes ", "\ncolony_http_requests_total ",
-          "# TYPE colony_http_open_connections gauge\n"})
+             "# TYPE colony_fibers gauge\n",
+             "\ncolony_max_procs " + std::to_string(GetParam()) + "\n",
+             "# TYPE colony_proc_switches_total counter\n",
+             "\ncolony_proc_switches_total{proc=\"" + std::to_string(GetParam() - 1) + "\"} ",
+             "\nprocess_resident_memory_bytes ", "\ncolony_http_requests_total ",
+             "# TYPE colony_http_open_connections gauge\n"})
       EXPECT_NE(body.find(want), std::string::npos) << want << "\n" << body;
   });
 }

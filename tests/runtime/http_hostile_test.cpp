@@ -83,7 +83,8 @@ TEST_P(Http, MalformedAndOverLimitRequestsGetTheirOldStatus) {
         {"\x16\x03\x01\x02", 400},  // TLS to a plain port: an early 400, not a 408
         {"GET / HTTP/1.1\r\nHost: h\r\nExpect: something\r\n\r\n", 417},
         // Both framings: refused, as any Transfer-Encoding was before (a smuggling vector).
-        {"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        {"POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n",
          501},
     };
     for (const auto& [in, want] : cases)
