@@ -1,14 +1,19 @@
-// A small HTTP/1.1 server on colony::net: one fiber per connection, keep-alive, pipelining
-// (requests of one connection are answered in order; responses to requests that arrived
-// together go out in one write), Content-Length bodies, limits on the header's size and number
-// of fields, 400 for malformed requests, 408 for clients too slow to send their header, a
-// lingering close after an error response (the client gets to read it even while still
-// sending), and a graceful shutdown (stop accepting, let in-flight requests finish under a
-// deadline). Lines may end in CR LF or a bare LF. An idle keep-alive connection holds a few KiB
-// (its buffers shrink back after a large request).
+// A small HTTP/1.1 server on colony::net and Boost.Beast: one fiber per connection, blocking-style
+// code. Beast parses the requests (http::request_parser) and serialises the responses
+// (http::response_serializer) over colony::net::AsioStream, or over a TlsStream for HTTPS.
 //
-// Not supported: chunked (or any Transfer-Encoding) request bodies get 501 and the connection
-// is closed; no TLS, no HTTP/2, no Expect: 100-continue (the body is read anyway).
+// What it does: keep-alive; pipelining (requests of one connection are answered in order, and
+// the responses to requests that arrived together go out in one write); Content-Length and
+// chunked request bodies; Expect: 100-continue (the interim 100 goes out before the body is
+// read); limits on the header's size, its number of fields and the body's size; 400 for
+// malformed requests, 408 for clients too slow to send their header; a lingering close after
+// an error response (the client gets to read it even while still sending); HTTPS
+// (Options::tls); a WebSocket echo endpoint (Options::websocket_echo_path); and a graceful
+// shutdown (stop accepting, let in-flight requests finish under a deadline). Lines of a request
+// header may end in CR LF or a bare LF. An idle keep-alive connection holds a few KiB.
+//
+// Not supported: HTTP/2, transfer codings other than chunked (501), trailers are read and
+// dropped.
 //
 //   http::Server srv([](const http::Request& req, http::Response& res) {
 //     res.body = "Hello, World!\n";
@@ -17,6 +22,11 @@
 //   colony::go([&] { srv.serve(ln); });   // returns once shutdown() has begun
 //   ...
 //   srv.shutdown(std::chrono::seconds(5));
+//
+// The files: server.cpp (accepting, tracking and draining connections), conn.cpp (one
+// connection's request loop), response.cpp (serialising responses), routes.cpp (demo_handler),
+// websocket.cpp, tls.hpp (HTTPS settings from files), debug.hpp (/debug/fibers, /debug/vars,
+// /metrics), pooled.hpp (handlers on a bounded colony::Pool).
 #pragma once
 
 #include <atomic>
@@ -32,21 +42,26 @@
 #include <utility>
 #include <vector>
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace http {
 
 // Limits: what a request may be.
 struct Limits {
-  std::size_t max_header_bytes = 8192;   // request line + header fields (431 beyond)
-  std::size_t max_headers = 100;         // header fields (431 beyond)
-  std::size_t max_body_bytes = 1 << 20;  // Content-Length (413 beyond)
+  std::size_t max_header_bytes = 8192;       // request line + header fields (431 beyond)
+  std::size_t max_headers = 100;             // header fields (431 beyond)
+  std::size_t max_body_bytes = 1 << 20;      // a body, Content-Length or chunked (413 beyond)
+  std::size_t max_message_bytes = 16 << 20;  // a WebSocket message (the connection closes beyond)
 };
 
-// Request: views into the connection's buffer, valid during the handler call.
+// Request: views into the connection's parsed request, valid during the handler call.
 struct Request {
   std::string_view method, target, version;  // "GET", "/", "HTTP/1.1"
   std::vector<std::pair<std::string_view, std::string_view>> headers;
-  std::string_view body;
-  std::size_t content_length = 0;
+  std::string_view body;           // the whole body (a chunked one decoded)
+  std::size_t content_length = 0;  // the body's size
   bool keep_alive = true;  // what the client asked for (HTTP/1.1 default, Connection header)
   // ctx: cancelled when the server gives up on in-flight requests (the shutdown deadline).
   const colony::Context* ctx = nullptr;
@@ -71,55 +86,42 @@ using Handler = std::function<void(const Request&, Response&)>;
 // demo_handler: the routes of examples/http_server.cpp (and the tests):
 //   GET /            "Hello, World!\n" (the body of bench/go/servers/hello)
 //   POST /echo       the request body
+//   POST /count      the body's size in bytes, as text
 //   GET /sleep?ms=N  waits N ms (at most 60 s; cut short by the server's shutdown deadline)
 //   anything else    404
+// (The WebSocket echo at /ws is the server's: Options::websocket_echo_path.)
 Handler demo_handler();
-
-// ParseStatus: the outcome of parse_request (the value is the status code to answer with, for
-// the errors).
-enum class ParseStatus {
-  complete = 0,
-  incomplete = 1,  // need more bytes
-  bad_request = 400,
-  payload_too_large = 413,
-  header_too_large = 431,
-  not_implemented = 501,
-  version_not_supported = 505,
-};
-
-struct ParseResult {
-  ParseStatus status = ParseStatus::incomplete;
-  std::size_t head_len = 0;  // bytes of request line + headers + blank line (when complete)
-  const char* why = "";      // for errors: a short reason (sent as the body)
-};
-
-// parse_request: parses the request line and header at the start of buf (leading empty lines
-// are skipped and counted in head_len). Fills req's views (not its body).
-ParseResult parse_request(std::string_view buf, Request& req, const Limits& limits);
-
-// reason_phrase: "OK", "Not Found", ...
-const char* reason_phrase(int status) noexcept;
 
 // Options: the server's settings.
 struct Options {
   Limits limits;
-  // header_timeout: from a request's first byte to the end of its header (408 after).
+  // header_timeout: from a request's first byte to the end of its header (408 after); also the
+  // time a TLS handshake may take.
   std::chrono::milliseconds header_timeout{10000};
-  // idle_timeout: a keep-alive connection waiting for its next request is closed after this.
+  // idle_timeout: a keep-alive connection waiting for its next request (or a WebSocket waiting
+  // for its next message) is closed after this.
   std::chrono::milliseconds idle_timeout{60000};
   // io_timeout: reading a body, writing a response.
   std::chrono::milliseconds io_timeout{30000};
-  // After an error response (400, 408, 413, 431, 501, 505) the server ends its side and reads
-  // and discards what the client still sends, so that the client is not reset before it has
-  // read the answer (a "lingering close"): until the client ends its side, or nothing came for
-  // linger_quiet, or for at most linger_timeout in all.
+  // After an error response (400, 408, 413, 417, 431, 501, 505) the server ends its side and
+  // reads and discards what the client still sends, so that the client is not reset before it
+  // has read the answer (a "lingering close"): until the client ends its side, or nothing came
+  // for linger_quiet, or for at most linger_timeout in all.
   std::chrono::milliseconds linger_timeout{2000};
   std::chrono::milliseconds linger_quiet{500};
+  // tls: when set, every connection is HTTPS with this server context (see tls.hpp); it must
+  // outlive the server. Needs the library built with OpenSSL (COLONY_HTTP_HAVE_TLS).
+  boost::asio::ssl::context* tls = nullptr;
+  // websocket_echo_path: a WebSocket upgrade request for this path gets an echo endpoint (each
+  // message sent back as it came, text or binary). Empty: no WebSocket (the handler sees the
+  // request).
+  std::string websocket_echo_path;
 };
 
 // Stats: counters since the server started.
 struct Stats {
   std::uint64_t connections = 0, requests = 0, bad_requests = 0, timeouts = 0, open = 0;
+  std::uint64_t websockets = 0;  // WebSocket sessions accepted
   // buffered: bytes of input and output buffer the open connections hold (their capacity). A
   // connection between requests holds at most 16 KiB of input buffer, and 16 KiB of output
   // buffer, whatever the size of the requests and responses it has served.
@@ -144,12 +146,12 @@ class Server {
 
   Stats stats() const;
 
+  struct Conn;  // one connection's state (conn.hpp)
+
  private:
-  struct Conn;
+  template <class Stream>
+  friend class ConnLoop;
   void handle(colony::net::TcpStream s);
-  void serve_conn(Conn& c);
-  void linger(Conn& c);
-  void count_buffers(Conn& c);
   void track(Conn* c);
   void untrack(Conn* c);
 
@@ -164,7 +166,7 @@ class Server {
   mutable colony::sched::SpinLock lock_;  // conns_
   std::list<Conn*> conns_;                // open connections (lock_)
   std::atomic<std::uint64_t> n_conns_{0}, n_requests_{0}, n_bad_{0}, n_timeouts_{0};
-  std::atomic<std::uint64_t> n_buffered_{0};
+  std::atomic<std::uint64_t> n_websockets_{0}, n_buffered_{0};
 };
 
 }  // namespace http

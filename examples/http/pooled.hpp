@@ -12,9 +12,11 @@
 #pragma once
 
 #include <colony/pool.hpp>
+#include <cstdint>
 #include <exception>
 #include <utility>
 
+#include "debug.hpp"
 #include "http.hpp"
 
 namespace http {
@@ -42,6 +44,24 @@ inline Handler pooled(Handler inner, colony::Pool& pool) {
     }
     done.wait();
     if (err) std::rethrow_exception(err);
+  };
+}
+
+// pool_vars: a Pool's stats as Vars, a group for the debug pages (debug.hpp).
+inline Vars pool_vars(const colony::Pool& pool) {
+  const colony::PoolStats s = pool.stats();
+  auto c = [](auto v) { return static_cast<std::int64_t>(v); };
+  return {
+      {"submitted", c(s.submitted), true},
+      {"completed", c(s.completed), true},
+      {"panics", c(s.panics), true},
+      {"rejected", c(s.rejected), true},
+      {"workers_started", c(s.workers_started), true},
+      {"running", c(s.running), false},
+      {"idle", c(s.idle), false},
+      {"waiting", c(s.waiting), false},
+      {"queued", c(s.queued), false},
+      {"peak_running", c(s.peak_running), false},
   };
 }
 
