@@ -55,7 +55,7 @@ struct alignas(64) G {
   StackClass* stack_class = nullptr;
   // Entry function.
   FiberEntry entry{};
-  void* fn = nullptr;                      // fn_buf, or the heap
+  void* fn = nullptr;                          // fn_buf, or the heap
   std::atomic<const char*> site_file{""};      // spawn site
   std::atomic<const char*> site_function{""};
   std::atomic<unsigned> site_line{0};

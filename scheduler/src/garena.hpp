@@ -31,8 +31,8 @@ class GArena {
  private:
   static constexpr std::size_t kChunk = 256;  // G's per chunk
   SpinLock lock_;
-  G* free_ = nullptr;       // linked by schedlink (lock_)
-  G* next_ = nullptr;       // the next uncarved G of the newest chunk (lock_)
+  G* free_ = nullptr;  // linked by schedlink (lock_)
+  G* next_ = nullptr;  // the next uncarved G of the newest chunk (lock_)
   G* end_ = nullptr;
   std::vector<G*> chunks_;  // (lock_)
 };
