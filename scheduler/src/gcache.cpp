@@ -1,7 +1,9 @@
-// A fiber's life outside the run queues: new_g carves a G (control block and stack) or takes a
-// dead one from the caches (gfget: P::gcache, then the stack pool's magazines), start_g and
-// ready_g make it runnable, abandon_g and gfput give it back. docs/design.md, "The fiber (G) and
-// its checked state machine" and "Stacks".
+// A fiber's life outside the run queues: new_g takes a G from the caches (gfget: P::gcache,
+// then the G arena) and stores the callable in it; start_g and ready_g make it runnable;
+// bind_stack gives it a stack when it first runs (P::scache, then the stack pool's magazines,
+// then a fresh slot); gfput unbinds the stack of a dead fiber and caches both; abandon_g gives
+// back a G whose callable could not be made. docs/design.md, "The fiber (G) and its checked
+// state machine", "Stacks" and "Cold start".
 #include <algorithm>
 #include <chrono>
 #include <mutex>
@@ -20,9 +22,9 @@ constexpr int kGfreeMax = 64;             // per-P cache of dead G's (P::gcache)
 constexpr std::uint64_t kIdBlock = 1024;  // fiber ids a P reserves at a time
 }  // namespace
 
-G* Scheduler::gfget(P* p, StackClass* c) noexcept {
-  if (c != stacks_.default_class() || !p) return nullptr;
-  if (p->ngcache == 0) p->ngcache = stacks_.take_magazine(c, p->gcache);
+G* Scheduler::gfget(P* p) noexcept {
+  if (!p) return nullptr;
+  if (p->ngcache == 0) p->ngcache = garena_.take(p->gcache, kGfreeMax / 2);
   return p->ngcache ? p->gcache[--p->ngcache] : nullptr;
 }
 
@@ -31,30 +33,80 @@ void Scheduler::note_released(std::int64_t now) noexcept {
   if (t < next_trim_.load(std::memory_order_relaxed)) next_trim_.store(t);
 }
 
-void Scheduler::gfput(P* p, G* g) noexcept {
-  set_status(g, GStatus::dead, GStatus::idle);
-  if (p && g->stack_class == stacks_.default_class()) {
-    p->gcache[p->ngcache++] = g;
-    if (p->ngcache < kGfreeMax) return;
+void Scheduler::bind_stack(P* p, G* g) noexcept {
+  StackClass* c = g->stack_class;
+  Stack* s = nullptr;
+  if (p && c == stacks_.default_class()) {
+    if (p->nscache == 0) p->nscache = stacks_.take_magazine(c, p->scache);
+    if (p->nscache) s = p->scache[--p->nscache];
+  }
+  if (!s) {
+    try {
+      s = stacks_.alloc(c);
+    } catch (const std::exception& e) {
+      // The spawn that made g returned long ago: there is nobody to throw to.
+      fatal(e.what(), g);
+    }
+  }
+  // A cached slot whose header was overwritten: the fiber in the slot above overflowed.
+  if (!StackPool::intact(s)) StackPool::report_smashed(s);
+  s->owner = g;
+  s->trimmed = false;
+  g->stack = s;
+  g->stack_lo = s->lo;
+  char* top = reinterpret_cast<char*>(s);
+#if defined(COLONY_ASAN)
+  ASAN_UNPOISON_MEMORY_REGION(s->lo, static_cast<std::size_t>(top - s->lo));
+  g->asan_stack_bottom = s->lo;
+  g->asan_stack_size = static_cast<std::size_t>(top - s->lo);
+#endif
+  g->ctx = make_context(top, static_cast<std::size_t>(top - s->lo), &fiber_main);
+}
+
+void Scheduler::unbind_stack(P* p, G* g) noexcept {
+  Stack* s = g->stack;
+  if (!s) return;  // never ran
+  g->stack = nullptr;
+  g->stack_lo = nullptr;
+  g->ctx = nullptr;
+  s->owner = nullptr;
+  if (p && s->cls == stacks_.default_class()) {
+    p->scache[p->nscache++] = s;
+    if (p->nscache < kGfreeMax) return;
     // Full: the newer half goes to the global cache as one magazine.
     std::int64_t now = coarse_now();
-    stacks_.give_magazine(g->stack_class, p->gcache + kGfreeMax / 2, kGfreeMax / 2, now);
-    p->ngcache = kGfreeMax / 2;
+    stacks_.give_magazine(s->cls, p->scache + kGfreeMax / 2, kGfreeMax / 2, now);
+    p->nscache = kGfreeMax / 2;
     note_released(now);
     return;
   }
   std::int64_t now = coarse_now();
-  stacks_.release(g, now);
+  stacks_.release(s, now);
   note_released(now);
 }
 
+void Scheduler::gfput(P* p, G* g) noexcept {
+  set_status(g, GStatus::dead, GStatus::idle);
+  unbind_stack(p, g);
+  if (!p) {
+    garena_.give(&g, 1);
+    return;
+  }
+  p->gcache[p->ngcache++] = g;
+  if (p->ngcache < kGfreeMax) return;
+  garena_.give(p->gcache + kGfreeMax / 2, kGfreeMax / 2);
+  p->ngcache = kGfreeMax / 2;
+}
+
 void Scheduler::gf_flush(P* p) noexcept {
-  if (p->ngcache == 0) return;
-  std::int64_t now = coarse_now();
-  for (int i = 0; i < p->ngcache; i += Magazine::kSize)
-    stacks_.give_magazine(stacks_.default_class(), p->gcache + i,
-                          std::min(Magazine::kSize, p->ngcache - i), now);
+  garena_.give(p->gcache, p->ngcache);
   p->ngcache = 0;
+  if (p->nscache == 0) return;
+  std::int64_t now = coarse_now();
+  for (int i = 0; i < p->nscache; i += Magazine::kSize)
+    stacks_.give_magazine(stacks_.default_class(), p->scache + i,
+                          std::min(Magazine::kSize, p->nscache - i), now);
+  p->nscache = 0;
   note_released(now);
 }
 
@@ -80,10 +132,10 @@ G* Scheduler::new_g(const SpawnOptions& opts, std::size_t fn_size, std::size_t f
   StackClass* c = opts.stack_size ? stacks_.class_for(opts.stack_size) : stacks_.default_class();
   M* m = current_m();
   P* p = (m && m->sched == this) ? m->p : nullptr;
-  G* g = gfget(p, c);
+  G* g = gfget(p);
   if (!g) {
     bool fresh = false;
-    g = stacks_.alloc(c, &fresh);
+    g = garena_.alloc(&fresh);
     if (fresh) {
       g->sched = this;
       std::lock_guard<std::mutex> lk(allg_lock_);
@@ -91,13 +143,12 @@ G* Scheduler::new_g(const SpawnOptions& opts, std::size_t fn_size, std::size_t f
       allg_ = g;
     }
   }
-  if (g->magic != kGMagic) StackPool::report_overflow(g, nullptr);
 #if defined(COLONY_TSAN)
   if (!g->tsan_fiber) g->tsan_fiber = __tsan_create_fiber(0);
 #endif
   g->id.store(new_id(p), std::memory_order_relaxed);
   g->started = false;
-  g->trimmed = false;
+  g->stack_class = c;
   g->wait_reason.store(WaitReason::none, std::memory_order_relaxed);
   g->site_file.store(site.file_name(), std::memory_order_relaxed);
   g->site_function.store(site.function_name(), std::memory_order_relaxed);
@@ -105,35 +156,28 @@ G* Scheduler::new_g(const SpawnOptions& opts, std::size_t fn_size, std::size_t f
   g->eh_caught = nullptr;
   g->eh_uncaught = 0;
   g->asan_fake_stack = nullptr;
-  // The callable sits just below the control block (or on the heap if it is large).
-  char* top = reinterpret_cast<char*>(g);
-  char* fn_area;
-  if (fn_size <= 1024) {
-    auto addr = reinterpret_cast<std::uintptr_t>(top) - fn_size;
-    addr &= ~(std::uintptr_t{fn_align} - 1);
-    g->fn = reinterpret_cast<void*>(addr);
+  // The callable lives in the G, or on the heap if it is large. The stack comes when the fiber
+  // first runs (bind_stack).
+  if (fn_size <= G::kFnInline && fn_align <= 64) {
+    g->fn = g->fn_buf;
     g->fn_on_heap = false;
-    fn_area = static_cast<char*>(g->fn);
   } else {
-    g->fn = ::operator new(fn_size, std::align_val_t{fn_align});
+    try {
+      g->fn = ::operator new(fn_size, std::align_val_t{fn_align});
+    } catch (...) {
+      g->status.store(GStatus::dead, std::memory_order_relaxed);
+      gfput(p, g);
+      throw;
+    }
     g->fn_on_heap = true;
-    fn_area = top;
+    g->fn_heap_align = static_cast<std::uint16_t>(fn_align);
   }
-  auto sp = reinterpret_cast<std::uintptr_t>(fn_area) & ~std::uintptr_t{63};
-  char* sp_top = reinterpret_cast<char*>(sp);
-#if defined(COLONY_ASAN)
-  ASAN_UNPOISON_MEMORY_REGION(g->stack_lo, static_cast<std::size_t>(top - g->stack_lo));
-  g->asan_stack_bottom = g->stack_lo;
-  g->asan_stack_size = static_cast<std::size_t>(top - g->stack_lo);
-#endif
-  g->ctx = make_context(sp_top, static_cast<std::size_t>(sp_top - g->stack_lo), &fiber_main);
   *storage = g->fn;
   return g;
 }
 
 void Scheduler::abandon_g(G* g) noexcept {
-  if (g->fn_on_heap) ::operator delete(g->fn);
-  g->fn = nullptr;
+  free_fn(g);
   g->status.store(GStatus::dead, std::memory_order_relaxed);
   M* m = current_m();
   gfput((m && m->sched == this) ? m->p : nullptr, g);

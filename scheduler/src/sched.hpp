@@ -5,7 +5,8 @@
 //   runq.cpp      the local and global run queues, pick_local, stealing (the ring: runq.hpp)
 //   switch.hpp    the jump (the one switch site) and switch_out, the fiber's side of a switch
 //   switch.cpp    execute, finish_switch, fiber_main, exit_g
-//   gcache.cpp    the G caches, new_g, start_g, ready_g, abandon_g
+//   gcache.cpp    the G and stack caches, new_g, bind_stack, start_g, ready_g, abandon_g
+//   garena.*      the G arena: where control blocks come from
 //   park.cpp      yield, park, ready, sleep
 //   timer.cpp     the per-P timer heaps, and nanotime
 //   netpoll.cpp   the netpoller          sysmon.cpp    the monitor thread
@@ -16,7 +17,8 @@
 //   status.hpp    the checked status transitions, and fatal
 //   stack.*       fiber stacks           current.cpp   current_m, the one thread_local
 //   runtime.cpp   colony/sched/runtime.hpp, the interface for making and observing a runtime
-// Lock order: Scheduler::lock_ -> P::timer_lock -> StackClass::lock; allg_lock_ is a leaf.
+// Lock order: Scheduler::lock_ -> P::timer_lock -> StackClass::lock; allg_lock_ and the G
+// arena's lock are leaves.
 // No scheduler lock is ever held across a fiber switch.
 #pragma once
 
@@ -35,6 +37,7 @@
 #include "colony/sched/fiber.hpp"
 #include "colony/sched/spinlock.hpp"
 #include "g.hpp"
+#include "garena.hpp"
 #include "note.hpp"
 #include "runq.hpp"
 #include "stack.hpp"
@@ -73,8 +76,10 @@ struct alignas(64) P {
   // Owner only:
   std::uint32_t schedtick = 0;      // fibers scheduled; every 61st checks the global queue
   std::uint32_t runnext_streak = 0; // consecutive picks from runnext (bounded for fairness)
-  G* gcache[64];                    // local cache of dead G's of the default stack class
+  G* gcache[64];                    // local cache of dead G's (no stacks)
   int ngcache = 0;
+  Stack* scache[64];                // local cache of idle stacks of the default class
+  int nscache = 0;
   std::atomic<std::int64_t> live{0};  // fibers started here minus fibers that exited here
   std::uint64_t id_next = 0, id_end = 0;  // block of fiber ids reserved by this P
   // Timers (timer_lock): a 4-ary min-heap by `when`; timer0_when mirrors the minimum
@@ -246,10 +251,14 @@ class Scheduler {
   void timers_changed(std::int64_t when) noexcept;
   void add_timer_locked(P* p, Timer* t) noexcept;
 
-  // Fiber cache.
-  G* gfget(P* p, StackClass* c) noexcept;
-  void gfput(P* p, G* g) noexcept;
-  void gf_flush(P* p) noexcept;
+  // G and stack caches (gcache.cpp).
+  G* gfget(P* p) noexcept;
+  void gfput(P* p, G* g) noexcept;      // a dead G: unbinds its stack, caches both
+  void gf_flush(P* p) noexcept;         // p goes idle: its caches go to the global ones
+  // bind_stack: gives g, about to run for the first time, a stack and its initial context.
+  // `p` is the running M's P. Aborts if no stack can be mapped (nothing to throw to).
+  void bind_stack(P* p, G* g) noexcept;
+  void unbind_stack(P* p, G* g) noexcept;
   void note_released(std::int64_t now) noexcept;  // schedules the stack trimmer
 
   void unwind_all();
@@ -263,7 +272,7 @@ class Scheduler {
 
   std::mutex lock_;                    // "sched.lock"
   // Global run queue (lock_): a growable ring of pointers, so that moving a batch in or out
-  // never touches the G's themselves (each sits on its own stack page: a cache and TLB miss).
+  // never touches the G's themselves (a cache miss each).
   std::vector<G*> gq_ = std::vector<G*>(1024);
   std::size_t gq_head_ = 0;
   std::atomic<int> runq_size_{0};      // number of G's in gq_ (written under lock_)
@@ -288,6 +297,7 @@ class Scheduler {
 
   std::mutex allg_lock_;
   G* allg_ = nullptr;
+  GArena garena_;                      // every G of this scheduler, freed with it
 
   // sysmon (sysmon.cpp): the monitor thread.
   void sysmon() noexcept;

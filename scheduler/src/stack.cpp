@@ -80,9 +80,9 @@ constexpr std::size_t kArmBatch = 256;
 
 std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
-G* g_in_slot(char* slot_base, std::size_t stride) {
-  auto top = reinterpret_cast<std::uintptr_t>(slot_base + stride);
-  return reinterpret_cast<G*>((top - sizeof(G)) & ~std::uintptr_t{63});
+// The header of the slot at slot_base (slot tops are page aligned).
+Stack* header_of(char* slot_base, std::size_t stride) {
+  return reinterpret_cast<Stack*>(slot_base + stride - sizeof(Stack));
 }
 
 // Async-signal-safe formatting.
@@ -96,16 +96,23 @@ void put_u(char* buf, std::size_t& n, std::size_t cap, unsigned long long v) {
   while (k && n + 1 < cap) buf[n++] = tmp[--k];
 }
 
-void write_report(const G* g, const char* what) {
+// write_report: names the fiber bound to slot header s (g, or null if none is: then the slot's
+// size only).
+void write_report(const G* g, const Stack* s, const char* what) {
   char buf[1024];
   std::size_t n = 0;
   put(buf, n, sizeof buf, "colony: fiber ");
-  put_u(buf, n, sizeof buf, g_id(g));
+  if (g) put_u(buf, n, sizeof buf, g_id(g));
+  else put(buf, n, sizeof buf, "?");
   put(buf, n, sizeof buf, what);
-  // The size the fiber asked for (its class), not what the control block leaves of it.
-  std::size_t size = g->stack_class ? g->stack_class->usable
-                                    : static_cast<std::size_t>(g->stack_hi - g->stack_lo);
-  put_u(buf, n, sizeof buf, static_cast<unsigned long long>(size));
+  // The size the fiber asked for (its class), not what the header leaves of it.
+  put_u(buf, n, sizeof buf, static_cast<unsigned long long>(s->cls->usable));
+  if (!g) {
+    put(buf, n, sizeof buf, "-byte stack; raise SpawnOptions::stack_size or Config::stack_size\n");
+    ssize_t r = ::write(2, buf, n);
+    (void)r;
+    return;
+  }
   put(buf, n, sizeof buf, "-byte stack (spawned at ");
   const char* file = g->site_file.load(std::memory_order_relaxed);
   put(buf, n, sizeof buf, file ? file : "?");
@@ -128,7 +135,8 @@ void on_segv(int sig, siginfo_t* info, void* uctx) {
     std::size_t guard = g_guarded_slabs[i].guard.load(std::memory_order_relaxed);
     char* slot = base + (static_cast<std::size_t>(addr - base) / stride) * stride;
     if (addr >= slot + guard) break;  // inside a stack, not its guard: not ours
-    write_report(g_in_slot(slot, stride), " overflowed its ");
+    const Stack* s = header_of(slot, stride);
+    write_report(s->owner, s, " overflowed its ");
     ::signal(SIGSEGV, SIG_DFL);
     ::signal(SIGBUS, SIG_DFL);
     return;  // the faulting access repeats and the default action ends the process
@@ -187,19 +195,21 @@ void StackPool::setup_thread_altstack() {
   ::sigaltstack(&ss, nullptr);
 }
 
+void StackPool::report_smashed(const Stack* s) noexcept {
+  char buf[256];
+  int n = std::snprintf(buf, sizeof buf,
+                        "colony: the header of fiber stack slot at %p was overwritten: "
+                        "the fiber in the slot above it overflowed its stack\n",
+                        static_cast<const void*>(s));
+  ssize_t r = ::write(2, buf, static_cast<std::size_t>(n));
+  (void)r;
+  std::abort();
+}
+
 void StackPool::report_overflow(const G* g, const void* sp) noexcept {
-  if (g->magic != kGMagic || g->magic_tail != kGMagic) {
-    char buf[256];
-    int n = std::snprintf(buf, sizeof buf,
-                          "colony: the control block of fiber stack slot at %p was overwritten: "
-                          "the fiber in the slot above it overflowed its stack\n",
-                          static_cast<const void*>(g));
-    ssize_t r = ::write(2, buf, static_cast<std::size_t>(n));
-    (void)r;
-  } else {
-    (void)sp;
-    write_report(g, " overflowed (stack pointer past the end at a switch) its ");
-  }
+  (void)sp;
+  if (!intact(g->stack)) report_smashed(g->stack);
+  write_report(g, g->stack, " overflowed (stack pointer past the end at a switch) its ");
   std::abort();
 }
 
@@ -413,10 +423,10 @@ Magazine* pop_warm(StackClass* c) {
   return m;
 }
 
-// Moves the G's of a magazine out, then recycles the magazine.
-int drain(StackClass* c, Magazine* m, G** out) {
+// Moves the stacks of a magazine out, then recycles the magazine.
+int drain(StackClass* c, Magazine* m, Stack** out) {
   int n = m->n;
-  for (int i = 0; i < n; ++i) out[i] = m->g[i];
+  for (int i = 0; i < n; ++i) out[i] = m->s[i];
   c->nfree -= static_cast<std::size_t>(n);
   m->n = 0;
   m->next = c->spare;
@@ -426,9 +436,8 @@ int drain(StackClass* c, Magazine* m, G** out) {
 
 }  // namespace
 
-G* StackPool::alloc(StackClass* c, bool* fresh) {
+Stack* StackPool::alloc(StackClass* c) {
   std::lock_guard<SpinLock> lk(c->lock);
-  *fresh = false;
   if (c->partial.n == 0) {
     // Refill the partial magazine from a warm, then a cold one.
     Magazine* m = pop_warm(c);
@@ -437,7 +446,7 @@ G* StackPool::alloc(StackClass* c, bool* fresh) {
       c->cold = m->next;
     }
     if (m) {
-      for (int i = 0; i < m->n; ++i) c->partial.g[i] = m->g[i];
+      for (int i = 0; i < m->n; ++i) c->partial.s[i] = m->s[i];
       c->partial.n = m->n;
       m->n = 0;
       m->next = c->spare;
@@ -446,27 +455,25 @@ G* StackPool::alloc(StackClass* c, bool* fresh) {
   }
   if (c->partial.n > 0) {
     --c->nfree;
-    return c->partial.g[--c->partial.n];
+    return c->partial.s[--c->partial.n];
   }
   if (c->slab_next == c->slab_end) carve_slab(c);
   if (c->slab_next == c->slab_armed) arm_slots(c);
   char* slot = c->slab_next;
   c->slab_next += c->slab_stride;
-  G* g = new (g_in_slot(slot, c->slab_stride)) G;
-  g->guarded = c->slab_guard != 0;
-  g->stack_lo = slot + c->slab_guard;
-  g->stack_hi = reinterpret_cast<char*>(g);
-  g->stack_class = c;
-  *fresh = true;
-  return g;
+  Stack* s = new (header_of(slot, c->slab_stride)) Stack;
+  s->guarded = c->slab_guard != 0;
+  s->lo = slot + c->slab_guard;
+  s->cls = c;
+  return s;
 }
 
-int StackPool::take_magazine(StackClass* c, G** out) noexcept {
+int StackPool::take_magazine(StackClass* c, Stack** out) noexcept {
   std::lock_guard<SpinLock> lk(c->lock);
   if (Magazine* m = pop_warm(c)) return drain(c, m, out);
   if (c->partial.n > 0) {
     int n = c->partial.n;
-    for (int i = 0; i < n; ++i) out[i] = c->partial.g[i];
+    for (int i = 0; i < n; ++i) out[i] = c->partial.s[i];
     c->partial.n = 0;
     c->nfree -= static_cast<std::size_t>(n);
     return n;
@@ -478,28 +485,28 @@ int StackPool::take_magazine(StackClass* c, G** out) noexcept {
   return 0;
 }
 
-void StackPool::give_magazine(StackClass* c, G* const* gs, int n, std::int64_t now) noexcept {
+void StackPool::give_magazine(StackClass* c, Stack* const* ss, int n, std::int64_t now) noexcept {
   std::lock_guard<SpinLock> lk(c->lock);
   Magazine* m = new_magazine(c);
   if (!m) {  // out of memory for the bookkeeping: keep them one at a time instead
     for (int i = 0; i < n && c->partial.n < Magazine::kSize; ++i) {
-      c->partial.g[c->partial.n++] = gs[i];
+      c->partial.s[c->partial.n++] = ss[i];
       ++c->nfree;
     }
     return;  // any others are leaked to the slab (still mapped, never reused)
   }
-  for (int i = 0; i < n; ++i) m->g[i] = gs[i];
+  for (int i = 0; i < n; ++i) m->s[i] = ss[i];
   m->n = n;
   m->idle_since = now;
   c->nfree += static_cast<std::size_t>(n);
   push_warm(c, m);
 }
 
-void StackPool::release(G* g, std::int64_t now) noexcept {
-  StackClass* c = g->stack_class;
+void StackPool::release(Stack* s, std::int64_t now) noexcept {
+  StackClass* c = s->cls;
   std::lock_guard<SpinLock> lk(c->lock);
   if (c->partial.n < Magazine::kSize) {
-    c->partial.g[c->partial.n++] = g;
+    c->partial.s[c->partial.n++] = s;
     ++c->nfree;
     return;
   }
@@ -507,11 +514,11 @@ void StackPool::release(G* g, std::int64_t now) noexcept {
   Magazine* m = new_magazine(c);
   if (!m) return;  // no memory for bookkeeping: the stack stays mapped, unused
   ++c->nfree;
-  for (int i = 0; i < Magazine::kSize; ++i) m->g[i] = c->partial.g[i];
+  for (int i = 0; i < Magazine::kSize; ++i) m->s[i] = c->partial.s[i];
   m->n = Magazine::kSize;
   m->idle_since = now;
   push_warm(c, m);
-  c->partial.g[0] = g;
+  c->partial.s[0] = s;
   c->partial.n = 1;
 }
 
@@ -543,12 +550,11 @@ std::int64_t StackPool::trim(std::int64_t cutoff) noexcept {
     }
     for (int i = 0; i < n; ++i) {
       for (int k = 0; k < batch[i]->n; ++k) {
-        G* g = batch[i]->g[k];
-        auto top_page = reinterpret_cast<std::uintptr_t>(g) & ~(page - 1);
+        Stack* s = batch[i]->s[k];
+        auto top_page = reinterpret_cast<std::uintptr_t>(s) & ~(page - 1);
         char* end = reinterpret_cast<char*>(top_page);
-        if (end > g->stack_lo)
-          ::madvise(g->stack_lo, static_cast<std::size_t>(end - g->stack_lo), MADV_DONTNEED);
-        g->trimmed = true;
+        if (end > s->lo) ::madvise(s->lo, static_cast<std::size_t>(end - s->lo), MADV_DONTNEED);
+        s->trimmed = true;
       }
     }
     if (n) {

@@ -3,7 +3,7 @@
 // A fiber that blocks or yields does not go through the M's scheduler context (g0) when its own
 // P has other work: it picks the next fiber itself and jumps straight to it (switch_out). What
 // the old fiber wanted done once it is off its stack (put it back in the run queue, release the
-// lock of the queue it waits in, free its stack) travels with the jump as a Post record and is
+// lock of the queue it waits in, unbind its stack) travels with the jump as a Post record and is
 // carried out by whoever lands (finish_switch). This is Go's gopark/park_m and Boost.Fiber's
 // resume_with: park first, unlock second, so no waker on another thread can resume a fiber whose
 // stack is still in use. Only when the local queue is empty does the fiber jump to g0, which
@@ -23,6 +23,7 @@ namespace colony::sched {
 
 void Scheduler::execute(M* m, G* g) noexcept {
   set_status(g, GStatus::runnable, GStatus::running);
+  if (!g->stack) bind_stack(m->p, g);  // its first run
   m->curg = g;
   m->p->cur.store(g, std::memory_order_release);
   m->p->switches.inc();
@@ -94,8 +95,7 @@ void Scheduler::fiber_main(ctx::transfer_t t) {
     }
   }
   self->entry.destroy(self->fn);
-  if (self->fn_on_heap) ::operator delete(self->fn);
-  self->fn = nullptr;
+  free_fn(self);
   s->exit_g(self);
 }
 

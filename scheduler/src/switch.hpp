@@ -115,6 +115,7 @@ inline void* make_context(void* sp_top, std::size_t size, void (*fn)(ctx::transf
   G* to;
   if (next) {
     set_status(next, GStatus::runnable, GStatus::running);
+    if (!next->stack) bind_stack(p, next);  // its first run
     m->curg = next;
     p->cur.store(next, std::memory_order_release);
     p->switches.inc();

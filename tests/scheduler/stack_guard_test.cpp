@@ -122,6 +122,24 @@ TEST(StackGuardDeath, OverflowAfterManyParkedFibersIsReported) {
                ".*stack_guard_test.cpp");
 }
 
+// Stacks are bound when a fiber first runs: a fiber spawned after a thousand others (which took
+// and gave back slots as they ran) overflows a reused slot, and is still named with its stack
+// size and spawn site (the SIGSEGV handler finds it through the slot's header).
+TEST(StackGuardDeath, OverflowOfALateStartedFiberIsReported) {
+#if defined(COLONY_TSAN)
+  GTEST_SKIP() << "TSan reports stack overflows itself";
+#endif
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(colony::run(
+                   [] {
+                     for (int i = 0; i < 1'000; ++i) colony::go([] {});
+                     colony::spawn([] { return recurse(0); }).get();
+                   },
+                   {.max_procs = 1}),
+               "fiber [0-9]+ overflowed its 262144-byte stack \\(spawned at "
+               ".*stack_guard_test.cpp");
+}
+
 // A 60 KiB frame near the end of a stack lands in the 64 KiB guard instead of the neighbouring
 // slot (with a one-page guard it skipped over it silently).
 TEST(StackGuardDeath, LargeFrameNearTheEndHitsTheGuard) {
@@ -136,7 +154,7 @@ TEST(StackGuardDeath, LargeFrameNearTheEndHitsTheGuard) {
                  colony::spawn(colony::SpawnOptions{.stack_size = 64 * 1024}, [] {
                    char here = 0;
                    // The stack's low end: stack_size below the current frame, give or take
-                   // the G, the callable and the entry frames above it (< 4 KiB). Computed as
+                   // the slot header and the entry frames above it (< 4 KiB). Computed as
                    // an address: it lies outside `here`'s object.
                    const auto* lo = reinterpret_cast<const char*>(
                        reinterpret_cast<std::uintptr_t>(&here) - 64 * 1024 + 4 * 1024);

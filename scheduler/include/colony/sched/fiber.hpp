@@ -80,7 +80,7 @@ inline std::int64_t coarse_now() noexcept {
   return std::int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
-// FiberEntry: a type-erased callable stored inside the fiber's stack area.
+// FiberEntry: a type-erased callable stored in the fiber's control block (or on the heap).
 struct FiberEntry {
   void (*invoke)(void* fn);   // runs the callable; exceptions escape to the scheduler
   void (*destroy)(void* fn);  // destroys the callable (also when it never ran)
@@ -94,9 +94,10 @@ Scheduler& default_scheduler();
 // The calling fiber's scheduler, or nullptr on a plain thread.
 Scheduler* current_scheduler() noexcept;
 
-// new_fiber: allocates a fiber (control block + stack) and room for a callable of fn_size bytes;
-// the caller constructs the callable at *fn_storage, then calls start_fiber. Throws
-// std::system_error if memory cannot be mapped, std::runtime_error if the runtime has shut down.
+// new_fiber: allocates a fiber (a control block; its stack is bound when it first runs) and room
+// for a callable of fn_size bytes; the caller constructs the callable at *fn_storage, then calls
+// start_fiber. Throws std::invalid_argument (options), std::bad_alloc, std::runtime_error if the
+// runtime has shut down.
 G* new_fiber(Scheduler& s, const SpawnOptions& opts, std::size_t fn_size, std::size_t fn_align,
              void** fn_storage, const colony::SourceLocation& site);
 // start_fiber: makes the fiber runnable (into the caller's P runnext, like Go's newproc).
