@@ -1,5 +1,5 @@
 // <colony/colony.hpp>: everything the runtime offers (colony::runtime). The pool, a layer above
-// it, has its own header: <colony/pool.hpp>.
+// it, has its own umbrella header in pool/include (the pool header of the colony directory).
 #pragma once
 
 #include "colony/blocking.hpp"
