@@ -32,6 +32,7 @@ Vars runtime_vars(const colony::Stats& st) {
       {"stack_bytes_mapped", static_cast<std::int64_t>(st.stack_bytes_mapped), false},
       {"guarded_stacks", static_cast<std::int64_t>(st.guarded_stacks), false},
       {"long_runs", static_cast<std::int64_t>(st.long_runs), true},
+      {"retakes", static_cast<std::int64_t>(st.retakes), true},
   };
 }
 

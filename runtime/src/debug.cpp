@@ -31,6 +31,7 @@ void dump_fibers(std::ostream& os, const std::vector<FiberInfo>& fs) {
       os << buf;
     } else {
       os << sched::to_string(f.status);
+      if (f.handed_off) os << ", in a blocking call, P handed off";
     }
     os << "]:\n    spawned at " << (f.file && *f.file ? f.file : "?") << ':' << f.line;
     if (f.function && *f.function) os << " in " << f.function;

@@ -29,6 +29,7 @@ Stats stats() {
   out.stack_guard = s.stack_guard;
   out.stack_guard_bytes = s.stack_guard_bytes;
   out.long_runs = s.long_runs;
+  out.retakes = s.retakes;
   out.procs = std::move(s.procs);
   for (const auto& p : out.procs) {
     out.total.switches += p.switches;

@@ -60,6 +60,9 @@ struct alignas(64) G {
   std::atomic<const char*> site_function{""};
   std::atomic<unsigned> site_line{0};
   std::atomic<std::int64_t> wait_since{0};  // coarse monotonic time it parked (for dumps)
+  // Running in a blocking call whose P went to another M (colony::blocking, or a retake by
+  // sysmon): shown in fiber dumps. Written by the fiber's M, or by sysmon under the sched lock.
+  std::atomic<bool> handed_off{false};
   // Per-fiber C++ exception state (libstdc++/libc++abi keep caught exceptions per thread;
   // a fiber that switches inside a catch block must take its own with it).
   void* eh_caught = nullptr;

@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <new>
 #include <stdexcept>
 #include <string>
 
+#include "entry.hpp"
 #include "sched.hpp"
 #include "status.hpp"
 #include "switch.hpp"
@@ -131,7 +133,10 @@ G* Scheduler::new_g(const SpawnOptions& opts, std::size_t fn_size, std::size_t f
     throw std::invalid_argument("colony: fiber function objects aligned beyond 4096 bytes are not supported");
   StackClass* c = opts.stack_size ? stacks_.class_for(opts.stack_size) : stacks_.default_class();
   M* m = current_m();
-  P* p = (m && m->sched == this) ? m->p : nullptr;
+  if (m && m->sched != this) m = nullptr;
+  std::optional<RtScope> in_rt;  // the P is used until the end (entry.hpp)
+  if (m) in_rt.emplace(m);
+  P* p = m ? m->p : nullptr;
   G* g = gfget(p);
   if (!g) {
     bool fresh = false;
@@ -180,14 +185,21 @@ void Scheduler::abandon_g(G* g) noexcept {
   free_fn(g);
   g->status.store(GStatus::dead, std::memory_order_relaxed);
   M* m = current_m();
-  gfput((m && m->sched == this) ? m->p : nullptr, g);
+  if (!m || m->sched != this) {
+    gfput(nullptr, g);
+    return;
+  }
+  RtScope in_rt(m);
+  gfput(m->p, g);
 }
 
 void Scheduler::start_g(G* g, FiberEntry entry) noexcept {
   g->entry = entry;
   set_status(g, GStatus::idle, GStatus::runnable);
   M* m = current_m();
-  P* p = (m && m->sched == this) ? m->p : nullptr;
+  if (m && m->sched != this) m = nullptr;
+  const bool outer = m && rt_enter(m);
+  P* p = m ? m->p : nullptr;
   if (p && !is_unwinding()) {
     p->spawns.inc();
     p->live.store(p->live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -201,15 +213,18 @@ void Scheduler::start_g(G* g, FiberEntry entry) noexcept {
     // they run before it spawns more, also with a single P.
     if (overflowed && m->curg && !stopping_.load(std::memory_order_relaxed)) {
       p->yields.inc();
-      switch_out(m, m->curg, After::yield_global, nullptr, nullptr);
+      m = switch_out(m, m->curg, After::yield_global, nullptr, nullptr);
     }
+    rt_leave(m, outer);
     return;
   }
   if (p) {  // unwinding: counted on the adopting P
     p->live.store(p->live.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     runq_put(p, g, false);
+    rt_leave(m, outer);
     return;
   }
+  if (m) rt_leave(m, outer);  // handed off (retake.cpp): as from a plain thread
   outside_calls_.fetch_add(1, std::memory_order_acq_rel);  // see ready_g
   outside_live_.fetch_add(1, std::memory_order_relaxed);
   {
@@ -231,14 +246,18 @@ void Scheduler::lost_ready(G* g) noexcept {
 
 void Scheduler::ready_g(G* g, bool next, std::atomic<bool>* handed) noexcept {
   M* m = current_m();
-  if (m && m->sched == this && m->p) {
-    if (handed) handed->store(true, std::memory_order_release);
-    // No CAS here: while shutdown unwinds, fibers run only on the unwinding thread, so a fiber
-    // readying another cannot race the unwinder (see unwind_all).
-    set_status(g, GStatus::waiting, GStatus::runnable);
-    runq_put(m->p, g, next);
-    if (!is_unwinding()) wakep();
-    return;
+  if (m && m->sched == this) {
+    RtScope in_rt(m);
+    if (P* p = m->p) {
+      if (handed) handed->store(true, std::memory_order_release);
+      // No CAS here: while shutdown unwinds, fibers run only on the unwinding thread, so a
+      // fiber readying another cannot race the unwinder (see unwind_all).
+      set_status(g, GStatus::waiting, GStatus::runnable);
+      runq_put(p, g, next);
+      if (!is_unwinding()) wakep();
+      return;
+    }
+    // No P (a fiber whose P was handed off, retake.cpp): as from a plain thread.
   }
   // From outside (a plain thread, or another runtime's fiber): once g is queued it may run,
   // finish the program and have this runtime destroyed while we are still in wakep(). The

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "colony/sched/deadline.hpp"
+#include "entry.hpp"
 #include "sched.hpp"
 #include "status.hpp"
 #include "switch.hpp"
@@ -20,8 +21,17 @@ void yield() {
     return;
   }
   Scheduler* s = self->sched;
-  m->p->yields.inc();
-  s->switch_out(m, self, Scheduler::After::yield, nullptr, nullptr);
+  const bool outer = rt_enter(m);
+  if (P* p = m->p) {
+    p->yields.inc();
+    m = s->switch_out(m, self, Scheduler::After::yield, nullptr, nullptr);
+  } else {
+    // Its P was handed off (retake.cpp): take an idle one, or queue and wait for one, as a
+    // fiber back from colony::blocking does.
+    s->exit_blocking(m, self);
+    m = current_m();
+  }
+  rt_leave(m, outer);
   if (s->is_unwinding()) throw FiberUnwind{};
 }
 
@@ -35,11 +45,14 @@ void park(UnlockFn unlock, void* arg, WaitReason reason) {
     if (unlock) unlock(self, arg);
     throw FiberUnwind{};
   }
+  const bool outer = rt_enter(m);
   self->wait_reason.store(reason, std::memory_order_relaxed);
   self->wait_since.store(coarse_now(), std::memory_order_relaxed);
   set_status(self, GStatus::running, GStatus::waiting);
-  m->p->parks.inc();
-  s->switch_out(m, self, Scheduler::After::park, unlock, arg);
+  if (P* p = m->p) p->parks.inc();  // none: handed off (retake.cpp); g0 parks the M after
+  self->handed_off.store(false, std::memory_order_relaxed);
+  m = s->switch_out(m, self, Scheduler::After::park, unlock, arg);
+  rt_leave(m, outer);
   self->wait_reason.store(WaitReason::none, std::memory_order_relaxed);
   if (s->is_unwinding()) throw FiberUnwind{};
 }

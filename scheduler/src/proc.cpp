@@ -40,6 +40,9 @@
 #include <system_error>
 #include <thread>
 
+#include <unistd.h>
+
+#include "entry.hpp"
 #include "sched.hpp"
 #include "status.hpp"
 #include "switch.hpp"
@@ -51,6 +54,7 @@ namespace colony::sched {
 
 void Scheduler::mstart(M* m) {
   set_current_m(m);
+  m->tid = static_cast<int>(::gettid());
   m->eh = eh_globals();
   StackPool::setup_thread_altstack();
 #if defined(COLONY_TSAN)
@@ -83,6 +87,7 @@ void Scheduler::schedule(M* m) {
   }
 }
 
+// acquirep / releasep: under lock_ (sysmon reads P::m under it to find the M to retake from).
 void Scheduler::acquirep(M* m, P* p) noexcept {
   m->p = p;
   p->m = m;
@@ -257,11 +262,9 @@ void Scheduler::stopm(M* m, std::int64_t until) noexcept {
       if (netpoll_m_.load() == m) netpoll_m_.store(nullptr);
       if (stopping_.load()) return;
       p = pidle_get();
+      if (p) acquirep(m, p);  // under lock_: sysmon reads P::m (retake.cpp)
     }
-    if (p) {
-      acquirep(m, p);
-      return;
-    }
+    if (p) return;
     until = earliest_timer();
   }
 }
@@ -319,9 +322,9 @@ top:
       {
         std::lock_guard<std::mutex> lk(lock_);
         p2 = pidle_get();
+        if (p2) acquirep(m, p2);
       }
       if (p2) {
-        acquirep(m, p2);
         m->spinning = true;
         nmspinning_.fetch_add(1);
         goto top;
@@ -344,11 +347,9 @@ top:
     {
       std::lock_guard<std::mutex> lk(lock_);
       p2 = pidle_get();
+      if (p2) acquirep(m, p2);
     }
-    if (p2) {
-      acquirep(m, p2);
-      goto top;
-    }
+    if (p2) goto top;
   }
   stopm(m, until);
   if (!m->p) return nullptr;  // stopping
@@ -372,6 +373,7 @@ void Scheduler::enter_blocking(M* m) {
     ++blocking_;
     p = releasep(m);
     p->cur.store(nullptr, std::memory_order_relaxed);
+    m->curg->handed_off.store(true, std::memory_order_relaxed);
     // Go's handoffp: a P with fibers queued or timers pending gets an M now; else it idles.
     handoff = !p->runq.empty() || p->runnext.load() != nullptr || runq_size_.load() > 0 ||
               p->timer0_when.load() != INT64_MAX;
@@ -388,6 +390,7 @@ void Scheduler::exit_blocking(M* m, G* self) noexcept {
       acquirep(m, p);
       p->cur.store(self, std::memory_order_release);
       p->switches.inc();  // a new run, as far as sysmon is concerned
+      self->handed_off.store(false, std::memory_order_relaxed);
       return;
     }
   }
@@ -399,18 +402,23 @@ void Scheduler::exit_blocking(M* m, G* self) noexcept {
   Post post{self, After::blocked_return, nullptr, nullptr};
   ctx::transfer_t t = jump(self, &m->g0, &post, false, m->eh);
   finish_switch(current_m(), self, t);
+  self->handed_off.store(false, std::memory_order_relaxed);
 }
 
 void enter_blocking() {
   M* m = current_m();
   if (!m || !m->curg || m->sched->is_unwinding()) return;
-  m->sched->enter_blocking(m);
+  RtScope in_rt(m);
+  // No P: sysmon has handed it off already (retake.cpp), and the fiber counts in blocking_.
+  if (m->p) m->sched->enter_blocking(m);
 }
 
 void exit_blocking() noexcept {
   M* m = current_m();
   if (!m || !m->curg || m->sched->is_unwinding()) return;
+  const bool outer = rt_enter(m);
   m->sched->exit_blocking(m, m->curg);
+  rt_leave(current_m(), outer);
 }
 
 // ---------------------------------------------------------------------------------------------

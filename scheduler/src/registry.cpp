@@ -44,6 +44,7 @@ std::vector<FiberInfo> fibers(Scheduler& s) {
     FiberInfo fi;
     fi.id = g_id(g);
     fi.status = st;
+    fi.handed_off = st == GStatus::running && g->handed_off.load(std::memory_order_relaxed);
     if (st == GStatus::waiting) {
       fi.reason = g->wait_reason.load(std::memory_order_relaxed);
       fi.waited_ns = std::max<std::int64_t>(0, now - g->wait_since.load(std::memory_order_relaxed));

@@ -25,6 +25,7 @@ SchedulerStats stats(Scheduler& s) {
   out.stack_guard = s.stack_guard();
   out.stack_guard_bytes = s.stack_guard_bytes();
   out.long_runs = s.long_runs();
+  out.retakes = s.retakes();
   out.procs = s.proc_stats();
   return out;
 }

@@ -119,6 +119,12 @@ struct M {
   std::thread thread;
   std::atomic<bool> exited{false}; // mstart has returned
   Timer* firing = nullptr;        // the timer whose fn this M is running (owner; timer.cpp)
+  // The retake handshake (retake.cpp). in_rt: false only while this M runs a fiber's own code,
+  // outside every scheduler call (entry.hpp); sysmon takes the P only from an M whose in_rt it
+  // saw false. retake: kRetakeNone, or kRetakeAsked / kRetakeTaken written by sysmon.
+  std::atomic<bool> in_rt{true};
+  std::atomic<std::uint8_t> retake{0};
+  int tid = 0;                    // the thread's id (gettid), for sysmon's look at its state
   // xorshift state (owner): steal order, fastrand. Never 0; startm seeds each M by its id, and
   // a temporary M (unwind_all's) keeps this.
   std::uint64_t rng = 0x9E3779B97F4A7C15ull;
@@ -167,8 +173,9 @@ class Scheduler {
   // blocked_return: yield_global for a fiber back from a blocking call with no P to take; it
   // stops counting in blocking_ only once it is in the global queue (see exit_blocking).
   enum class After : std::uint8_t { none, yield, yield_global, blocked_return, park, exit };
-  // `m` is current_m(), read by the caller just before. Defined in switch.hpp (always_inline).
-  inline void switch_out(M* m, G* self, After after, UnlockFn unlock, void* arg);
+  // `m` is current_m(), read by the caller just before; returns the M the fiber resumed on.
+  // Defined in switch.hpp (always_inline).
+  inline M* switch_out(M* m, G* self, After after, UnlockFn unlock, void* arg);
 
   // Deadlock detection (deadlock.cpp): `hook` runs at most once, on the thread that noticed that
   // no fiber can run again, with no lock held. Set by colony::run; empty = no detection.
@@ -180,6 +187,11 @@ class Scheduler {
   bool quiet(long* threads) noexcept;
 
   std::uint64_t long_runs() const noexcept { return long_runs_.load(std::memory_order_relaxed); }
+  std::uint64_t retakes() const noexcept { return retakes_.load(std::memory_order_relaxed); }
+
+  // retaken: rt_enter (entry.hpp) found m->retake set: wait for sysmon's decision; if it took
+  // the P, the fiber goes on without one (or with an idle P, if there is one). retake.cpp.
+  void retaken(M* m) noexcept;
 
   // Blocking calls (see fiber.hpp). `m` is current_m(), with a fiber running.
   void enter_blocking(M* m);
@@ -212,6 +224,7 @@ class Scheduler {
   static void fiber_main(boost::context::detail::transfer_t t);
   void finish_switch(M* m, G* self, boost::context::detail::transfer_t t) noexcept;
   void execute(M* m, G* g) noexcept;   // on g0: run g until it switches back to g0
+  void requeue(G* g, GStatus from, bool blocked, bool wake) noexcept;  // switch.cpp
 
   void mstart(M* m);
   void schedule(M* m);                 // the g0 loop
@@ -301,6 +314,11 @@ class Scheduler {
 
   // sysmon (sysmon.cpp): the monitor thread.
   void sysmon() noexcept;
+  // try_retake (retake.cpp): sysmon takes p from the M running g, which has not switched since
+  // switch count `tick`, if that M's thread is blocked in the kernel outside the scheduler.
+  bool try_retake(P* p, G* g, std::uint64_t tick, std::int64_t stuck_ns) noexcept;
+  bool retake_ok_ = false;  // membarrier registered (sysmon thread only)
+  std::atomic<std::uint64_t> retakes_{0};
   void stop_sysmon() noexcept;
   std::thread sysmon_;
   Note sysmon_note_;
@@ -326,6 +344,7 @@ class Scheduler {
 };
 
 void deadlock_epoch_bump() noexcept;  // deadlock.cpp: a P left an idle list
+bool retake_supported() noexcept;     // retake.cpp: membarrier registered for this process
 void register_scheduler(Scheduler* s, bool add);  // registry.cpp: for dumps (SIGQUIT)
 
 // The calling thread's M (null on threads that are not Ms). Never cache the result across a

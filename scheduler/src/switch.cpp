@@ -15,6 +15,7 @@
 #include <mutex>
 #include <new>
 
+#include "entry.hpp"
 #include "sched.hpp"
 #include "status.hpp"
 #include "switch.hpp"
@@ -45,21 +46,25 @@ void Scheduler::finish_switch(M* m, G* self, ctx::transfer_t t) noexcept {
     case After::none:
       break;
     case After::yield:
+      if (!m->p) {  // a fiber without a P (retake.cpp): as a return from a blocking call
+        requeue(prev, GStatus::running, true, true);
+        break;
+      }
       set_status(prev, GStatus::running, GStatus::runnable);
       runq_put(m->p, prev, false);
       break;
     case After::yield_global:
-    case After::blocked_return: {
-      set_status(prev, GStatus::running, GStatus::runnable);
-      {
-        std::lock_guard<std::mutex> lk(lock_);
-        glob_put(&prev, 1);
-        if (after == After::blocked_return) --blocking_;
-      }
-      if (!m->p) wakep();  // back from a blocking call, no P: a P freed meanwhile must run it
+    case After::blocked_return:
+      // Back from a blocking call with no P to take, or a P-less yield: a P freed meanwhile
+      // must run it (wakep). A yield_global with a P has its own M to run it.
+      requeue(prev, GStatus::running, after == After::blocked_return || !m->p, !m->p);
       break;
-    }
     case After::park:
+      if (!m->p) {  // a fiber without a P parks (retake.cpp): it stops counting as blocked
+        const bool parked = !unlock || unlock(prev, arg);
+        requeue(parked ? nullptr : prev, GStatus::waiting, true, true);
+        break;
+      }
       if (unlock && !unlock(prev, arg)) {
         set_status(prev, GStatus::waiting, GStatus::runnable);
         runq_put(m->p, prev, true);
@@ -75,8 +80,22 @@ void Scheduler::finish_switch(M* m, G* self, ctx::transfer_t t) noexcept {
       prev->tsan_fiber = nullptr;
 #endif
       gfput(m->p, prev);
+      if (!m->p) requeue(nullptr, GStatus::dead, true, false);  // it died without a P (retake.cpp)
       break;
   }
+}
+
+// requeue: `g` (in status `from`; or null) goes to the back of the global queue; `blocked`: the
+// fiber that switched out counted in blocking_ (it had no P) and stops counting now. Both
+// under lock_, so that deadlock detection never sees it in neither place. `wake`: wakep after.
+void Scheduler::requeue(G* g, GStatus from, bool blocked, bool wake) noexcept {
+  if (g) set_status(g, from, GStatus::runnable);
+  {
+    std::lock_guard<std::mutex> lk(lock_);
+    if (g) glob_put(&g, 1);
+    if (blocked) --blocking_;
+  }
+  if (g && wake) wakep();
 }
 
 void Scheduler::fiber_main(ctx::transfer_t t) {
@@ -85,6 +104,7 @@ void Scheduler::fiber_main(ctx::transfer_t t) {
   Scheduler* s = self->sched;
   s->finish_switch(m, self, t);
   self->started = true;
+  rt_leave(m, true);  // into the fiber's own code (entry.hpp)
   if (!s->is_unwinding()) {
     try {
       self->entry.invoke(self->fn);
@@ -101,8 +121,11 @@ void Scheduler::fiber_main(ctx::transfer_t t) {
 
 void Scheduler::exit_g(G* self) noexcept {
   M* m = current_m();
-  P* p = m->p;
-  p->live.store(p->live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  rt_enter(m);  // never left: the next fiber (or g0) runs inside the scheduler
+  if (P* p = m->p)
+    p->live.store(p->live.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  else  // its P was handed off (retake.cpp): counted with the fibers of plain threads
+    outside_live_.fetch_sub(1, std::memory_order_relaxed);
   set_status(self, GStatus::running, GStatus::dead);
   self->wait_reason.store(WaitReason::none, std::memory_order_relaxed);
   switch_out(m, self, After::exit, nullptr, nullptr);

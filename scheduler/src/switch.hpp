@@ -93,24 +93,26 @@ inline void* make_context(void* sp_top, std::size_t size, void (*fn)(ctx::transf
 // yield): straight to the next fiber of its P's local queue if there is one, else to g0, which
 // looks for work (find_runnable) and may park the M. What `self` wants done once it is off its
 // stack travels as a Post and is carried out by whoever lands (finish_switch, switch.cpp).
-// Returns when `self` is resumed, perhaps on another thread.
-[[gnu::always_inline]] inline void Scheduler::switch_out(M* m, G* self, After after,
-                                                         UnlockFn unlock, void* arg) {
+// A fiber whose P was handed off (retake.cpp) parks or exits through g0, which then parks its
+// M; it never yields here (yield takes the exit_blocking path instead).
+// Returns when `self` is resumed, perhaps on another thread: the M it is on then.
+[[gnu::always_inline]] inline M* Scheduler::switch_out(M* m, G* self, After after,
+                                                       UnlockFn unlock, void* arg) {
   P* p = m->p;
   StackPool::check(self, __builtin_frame_address(0));
   const bool stop = stopping_.load(std::memory_order_relaxed) && !is_unwinding();
   // A parking fiber still holds whatever its unlock function releases (a wait list's lock, say)
   // until the next fiber has arrived: a timer run now could need that very lock (a wait's
   // time-out does). Its timers run in finish_switch instead, after the unlock.
-  G* next = stop ? nullptr : pick_local(p, after != After::park);
-  if (!next && (after == After::yield || after == After::yield_global) && !stop) {
+  G* next = (stop || !p) ? nullptr : pick_local(p, after != After::park);
+  if (!next && p && (after == After::yield || after == After::yield_global) && !stop) {
     // A yield with nothing local to run: give the global queue its turn now (a lone fiber
     // yielding in a loop must not starve fibers readied from other threads), else carry on.
     ++p->schedtick;
-    if (runq_size_.load(std::memory_order_relaxed) == 0) return;
+    if (runq_size_.load(std::memory_order_relaxed) == 0) return m;
     std::lock_guard<std::mutex> lk(lock_);
     next = glob_get(p, 0);
-    if (!next) return;
+    if (!next) return m;
   }
   G* to;
   if (next) {
@@ -122,13 +124,15 @@ inline void* make_context(void* sp_top, std::size_t size, void (*fn)(ctx::transf
     to = next;
   } else {
     m->curg = nullptr;
-    p->cur.store(nullptr, std::memory_order_relaxed);
+    if (p) p->cur.store(nullptr, std::memory_order_relaxed);
     to = &m->g0;
   }
   Post post{self, after, unlock, arg};
   ctx::transfer_t t = jump(self, to, &post, after == After::exit, m->eh);
   // Resumed, perhaps on another thread: `m` and `p` are stale, read the M again.
-  finish_switch(current_m(), self, t);
+  m = current_m();
+  finish_switch(m, self, t);
+  return m;
 }
 
 }  // namespace colony::sched

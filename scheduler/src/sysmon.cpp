@@ -8,8 +8,9 @@
 //   * re-checks for a deadlock when every P is idle (the check otherwise runs only when the
 //     last M goes idle or a plain thread blocks, and misses a state that only becomes dead
 //     when some other thread exits).
-// Go's sysmon also retakes the P of a thread stuck in a system call; colony::blocking hands
-// the P over at once instead (see enter_blocking), so there is nothing to retake.
+//   * takes the P of a thread that a fiber has blocked in the kernel without colony::blocking
+//     and hands it to another M (retake.cpp), as Go's sysmon retakes the P of a thread stuck
+//     in a system call. colony::blocking hands its P over at once (enter_blocking).
 #include <chrono>
 
 #include "colony/sched/wait.hpp"
@@ -22,6 +23,10 @@ constexpr std::int64_t kBusyTickNs = 2'000'000;    // between checks while Ps ar
 constexpr std::int64_t kIdleTickNs = 50'000'000;   // while every P is idle
 constexpr std::int64_t kPollAfterNs = 10'000'000;  // netpoll if nobody has for this long
 constexpr std::int64_t kDeadCheckNs = 100'000'000; // re-check for a deadlock this often
+// A fiber that has not switched for this long, on a thread that computes, is looked at again
+// only after kRecheckNs (reading a thread's state costs a few microseconds).
+constexpr std::int64_t kRetakeAfterNs = 1'000'000;
+constexpr std::int64_t kRecheckNs = 10'000'000;
 }  // namespace
 
 void Scheduler::sysmon() noexcept {
@@ -31,8 +36,10 @@ void Scheduler::sysmon() noexcept {
     G* g = nullptr;
     std::uint64_t tick = ~0ull;
     std::int64_t since = 0;
+    std::int64_t next_look = 0;  // when to look at the thread's state again (retake)
     bool reported = false;
   };
+  retake_ok_ = cfg_.retake_blocked && retake_supported();
   std::vector<Seen> seen(allp_.size());
   const std::int64_t threshold = std::chrono::nanoseconds(cfg_.long_run_threshold).count();
   std::int64_t last_dead_check = nanotime();
@@ -52,8 +59,15 @@ void Scheduler::sysmon() noexcept {
       }
       busy = true;
       if (g != s.g || tick != s.tick) {
-        s = Seen{g, tick, now, false};
+        s = Seen{g, tick, now, 0, false};
         continue;
+      }
+      if (retake_ok_ && now - s.since >= kRetakeAfterNs && now >= s.next_look) {
+        if (try_retake(p, g, tick, now - s.since)) {
+          s = Seen{};
+          continue;
+        }
+        s.next_look = now + kRecheckNs;
       }
       if (!s.reported && threshold > 0 && now - s.since >= threshold) {
         s.reported = true;

@@ -14,8 +14,10 @@
 #include <time.h>
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 
+#include "entry.hpp"
 #include "sched.hpp"
 
 namespace colony::sched {
@@ -151,10 +153,12 @@ void Scheduler::add_timer(Timer* t) {
   if (t->heap.load(std::memory_order_acquire))
     throw std::logic_error("colony: timer added twice");
   M* m = current_m();
-  P* p = (m && m->sched == this && m->p)
-             ? m->p
-             : allp_[timer_rr_.fetch_add(1, std::memory_order_relaxed) %
-                     static_cast<std::uint32_t>(nprocs_)].get();
+  if (m && m->sched != this) m = nullptr;
+  std::optional<RtScope> in_rt;  // m->p is read, and its timer heap locked (entry.hpp)
+  if (m) in_rt.emplace(m);
+  P* p = (m && m->p) ? m->p
+                     : allp_[timer_rr_.fetch_add(1, std::memory_order_relaxed) %
+                             static_cast<std::uint32_t>(nprocs_)].get();
   // Once in the heap the timer may fire, and its owner free it, at any moment: read it first.
   const std::int64_t when = t->when;
   {

@@ -21,6 +21,7 @@ struct Stats {
   StackGuard stack_guard = StackGuard::regions;  // how stacks are guarded (docs/design.md)
   std::size_t stack_guard_bytes = 0;  // size of each guard
   std::uint64_t long_runs = 0;        // fibers seen running past Config::long_run_threshold
+  std::uint64_t retakes = 0;          // Ps taken from threads blocked in the kernel (sysmon)
   std::vector<ProcStats> procs;       // one entry per P
   ProcStats total;                    // sum over procs
 };

@@ -48,6 +48,13 @@ struct Config {
   // hold one; a blocking call that would need more than max_threads - max_procs of them throws
   // std::system_error (resource_unavailable_try_again) instead. Go's default is 10000 too.
   int max_threads = 10000;
+  // retake_blocked: sysmon takes the processor of a thread that a fiber has blocked in the
+  // kernel without colony::blocking (a system call, a std::mutex, a synchronous client library)
+  // and hands it to another thread, as Go's sysmon retakes the P of a thread in a system call;
+  // the fiber gets a processor back at its next call into colony (docs/design.md, "Retaking a
+  // blocked thread's P"). A fiber that computes is never taken from. Counted in
+  // colony::stats().retakes. Needs membarrier(2) (Linux 4.14); off where it is missing.
+  bool retake_blocked = true;
   // Deadlock detection (colony::run only; docs/design.md, "Deadlock detection"): when every
   // fiber is parked and nothing can ever wake one (no runnable fiber, no pending timer, no plain
   // thread known to the runtime still awake), the runtime reports "all fibers are asleep -

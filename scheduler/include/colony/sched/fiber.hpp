@@ -188,6 +188,7 @@ struct FiberInfo {
   GStatus status = GStatus::idle;
   WaitReason reason = WaitReason::none;  // when waiting
   std::int64_t waited_ns = 0;            // when waiting: for how long (coarse clock)
+  bool handed_off = false;  // running in a blocking call, its P handed to another thread
   const char* file = "";                 // spawn site
   unsigned line = 0;
   const char* function = "";

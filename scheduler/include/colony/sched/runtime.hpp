@@ -40,6 +40,7 @@ struct SchedulerStats {
   StackGuard stack_guard = StackGuard::none;
   std::size_t stack_guard_bytes = 0;
   std::uint64_t long_runs = 0;
+  std::uint64_t retakes = 0;
   std::vector<ProcStats> procs;
 };
 SchedulerStats stats(Scheduler& s);
