@@ -108,6 +108,14 @@ P* Scheduler::pidle_get() noexcept {
     p->idle = false;
     npidle_.fetch_sub(1);
     deadlock_epoch_bump();  // a fiber may run: a deadlock check in progress must start over
+    // A P gets busy: sysmon watches again. After the seq_cst decrement: sysmon stores
+    // sysmon_idle_ and then reads npidle_, so one of the two sees the other. (startm used to
+    // check before taking the P, and Ms that take a P on their own not at all: sysmon could
+    // sleep 50 ms with a P busy, delaying long-run reports and retakes.)
+    if (sysmon_idle_.load(std::memory_order_seq_cst)) {
+      sysmon_idle_.store(false, std::memory_order_relaxed);
+      sysmon_note_.wakeup();
+    }
   }
   return p;
 }
@@ -150,10 +158,6 @@ void Scheduler::ensure_poller() noexcept {
 // startm: run an M on P `p` (or on an idle P if null). Called with nmspinning_ already
 // incremented when `spinning`.
 void Scheduler::startm(P* p, bool spinning) noexcept {
-  if (sysmon_idle_.load(std::memory_order_seq_cst)) {  // a P gets busy: sysmon watches again
-    sysmon_idle_.store(false, std::memory_order_relaxed);
-    sysmon_note_.wakeup();
-  }
   std::unique_lock<std::mutex> lk(lock_);
   if (!p) p = pidle_get();
   if (!p || stopping_.load(std::memory_order_relaxed)) {
@@ -162,6 +166,7 @@ void Scheduler::startm(P* p, bool spinning) noexcept {
     if (spinning) nmspinning_.fetch_sub(1);
     return;
   }
+
   if (M* m = midle_get()) {
     m->spinning = spinning;
     m->nextp = p;

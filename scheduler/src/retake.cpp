@@ -66,20 +66,21 @@ bool retake_supported() noexcept {
   return ok;
 }
 
-bool Scheduler::try_retake(P* p, G* g, std::uint64_t tick, std::int64_t stuck_ns) noexcept {
+Scheduler::Retake Scheduler::try_retake(P* p, G* g, std::uint64_t tick,
+                                         std::int64_t stuck_ns) noexcept {
   constexpr std::int64_t kRetakeAnywayNs = 10'000'000;
   M* m;
   {
     std::lock_guard<std::mutex> lk(lock_);
-    if (stopping_.load(std::memory_order_relaxed) || !(m = p->m)) return false;
-    if (cfg_.max_threads > 0 && blocking_ + nprocs_ >= cfg_.max_threads) return false;
+    if (stopping_.load(std::memory_order_relaxed) || !(m = p->m)) return Retake::not_now;
+    if (cfg_.max_threads > 0 && blocking_ + nprocs_ >= cfg_.max_threads) return Retake::not_now;
     const bool work = !p->runq.empty() || p->runnext.load() != nullptr ||
                       runq_size_.load() > 0 || p->timer0_when.load() != INT64_MAX;
     if (!work && npidle_.load() + nmspinning_.load() > 0 && stuck_ns < kRetakeAnywayNs)
-      return false;
+      return Retake::not_now;
   }
   // The M is never freed while the scheduler lives, and tid is written before it took a P.
-  if (!thread_blocked(m->tid)) return false;
+  if (!thread_blocked(m->tid)) return Retake::computing;
   bool handoff;
   {
     std::lock_guard<std::mutex> lk(lock_);
@@ -87,14 +88,14 @@ bool Scheduler::try_retake(P* p, G* g, std::uint64_t tick, std::int64_t stuck_ns
     if (stopping_.load(std::memory_order_relaxed) || p->m != m ||
         p->cur.load(std::memory_order_relaxed) != g ||
         p->switches.get() + p->yields.get() != tick)
-      return false;
+      return Retake::not_now;
     // The handshake (entry.hpp). The M cannot be waiting for lock_ in between: it would be
     // inside the scheduler, and in_rt would say so.
     m->retake.store(kRetakeAsked, std::memory_order_seq_cst);
     membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
     if (m->in_rt.load(std::memory_order_acquire)) {
       m->retake.store(kRetakeNone, std::memory_order_release);
-      return false;
+      return Retake::not_now;
     }
     // The M is in the fiber's own code and will not touch the P again before it has seen
     // kRetakeTaken. Take the P as enter_blocking would have.
@@ -109,7 +110,7 @@ bool Scheduler::try_retake(P* p, G* g, std::uint64_t tick, std::int64_t stuck_ns
     m->retake.store(kRetakeTaken, std::memory_order_release);
   }
   if (handoff) startm(p, false);
-  return true;
+  return Retake::taken;
 }
 
 void Scheduler::retaken(M* m) noexcept {

@@ -63,11 +63,12 @@ void Scheduler::sysmon() noexcept {
         continue;
       }
       if (retake_ok_ && now - s.since >= kRetakeAfterNs && now >= s.next_look) {
-        if (try_retake(p, g, tick, now - s.since)) {
+        const Retake r = try_retake(p, g, tick, now - s.since);
+        if (r == Retake::taken) {
           s = Seen{};
           continue;
         }
-        s.next_look = now + kRecheckNs;
+        if (r == Retake::computing) s.next_look = now + kRecheckNs;
       }
       if (!s.reported && threshold > 0 && now - s.since >= threshold) {
         s.reported = true;
@@ -99,7 +100,7 @@ void Scheduler::sysmon() noexcept {
     sysmon_idle_.store(!busy, std::memory_order_seq_cst);
     if (sysmon_stop_.load(std::memory_order_acquire)) break;
     // A P held by an M that is only looking for work counts as busy here (short sleeps), and
-    // so does one that got busy since the scan (its startm may have missed sysmon_idle_).
+    // so does one that got busy since the scan (its pidle_get may have missed sysmon_idle_).
     const bool idle = !busy && npidle_.load(std::memory_order_seq_cst) == nprocs_;
     sysmon_note_.sleep_until(nanotime() + (idle ? kIdleTickNs : kBusyTickNs));
     sysmon_idle_.store(false, std::memory_order_relaxed);

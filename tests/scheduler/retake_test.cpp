@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -117,30 +118,34 @@ TEST_P(Retake, BlockedReadersDoNotStopTheWriter) {
   watchdog.join();
 }
 
-// Go programmers' classic: a std::mutex held across a switch point. With one processor the
-// fiber that waits for it blocks the only thread, and the holder (parked) can never run to
-// unlock it, unless sysmon hands the processor to another thread.
-TEST_P(Retake, StdMutexHeldAcrossASwitchPoint) {
+// A std::condition_variable waited on by a fiber (blocking its thread) and notified by another
+// fiber of the same runtime: with one processor, the notifier could never run unless sysmon
+// hands the processor to another thread.
+TEST_P(Retake, StdConditionVariableNotifiedByAnotherFiber) {
   run_fibers([&] {
-    std::timed_mutex mu;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool flag = false, woke = false;
+    std::atomic<bool> waiting{false};
     colony::WaitGroup wg;
     wg.add(2);
-    std::atomic<bool> locked{false};
-    bool got = false;
     colony::go([&] {
-      std::lock_guard<std::timed_mutex> lk(mu);
-      locked = true;
-      colony::this_fiber::sleep_for(20ms);  // parks, holding the mutex
+      std::unique_lock<std::mutex> lk(mu);
+      waiting = true;
+      woke = cv.wait_for(lk, 30s, [&] { return flag; });  // blocks the thread
       wg.done();
     });
     colony::go([&] {
-      while (!locked.load()) colony::this_fiber::yield();
-      got = mu.try_lock_for(30s);  // blocks the thread
-      if (got) mu.unlock();
+      while (!waiting.load()) colony::this_fiber::yield();
+      {
+        std::lock_guard<std::mutex> lk(mu);
+        flag = true;
+      }
+      cv.notify_one();
       wg.done();
     });
     wg.wait();
-    EXPECT_TRUE(got) << "the holder never ran to unlock";
+    EXPECT_TRUE(woke) << "the notifying fiber never ran";
   });
 }
 
