@@ -22,12 +22,16 @@
 #           raw fibers and a channel semaphore; submit cost) against Go's sleep, sleep_raw and
 #           spawn. 3 repetitions, randomly interleaved (--quick: 1, --full: 10); ARGS go to
 #           colony_pool_bench. Output: pool.json, go.jsonl, results.md.
-#   server  colony's HTTP and echo servers (examples/) against Go's (bench/go/servers) under
-#           wrk, on loopback, alternating colony and Go; medians of REPS runs (--quick: 1 run
-#           of 3 s). Needs wrk. Output: logs, raw wrk output and results.md. Settings
-#           (environment): PROCS [nproc] (server processors), WRK_THREADS [2], WRK_CONNS [100],
+#   server  colony's HTTP (plain and HTTPS) and echo servers (examples/) against Go's
+#           (bench/go/servers) under wrk, on loopback, alternating colony and Go; the Redis
+#           service (examples/redis_kv_server.cpp) beside redis-benchmark; the RSS of an idle
+#           connection, plain and HTTPS (bench/server/idle_rss.py). Medians of REPS runs
+#           (--quick: 1 run of 3 s). Needs wrk and openssl (redis-server and hiredis for the
+#           Redis rows). Output: logs, raw wrk output and results.md. Settings (environment):
+#           PROCS [nproc] (server processors), WRK_THREADS [2], WRK_CONNS [100],
 #           WRK_DURATION [10s | 3s], REPS [3 | 1], ECHO_CONNS [100], ECHO_SIZE [64],
-#           ECHO_MS [10000 | 3000], PORT_BASE [18080]: four ports from there on 127.0.0.1.
+#           ECHO_MS [10000 | 3000], IDLE_CONNS [1000 | 300], REDIS_N [500000 | 100000]
+#           (redis-benchmark requests), PORT_BASE [18080]: nine ports from there on 127.0.0.1.
 #
 # --build DIR  the CMake build directory (default build/release, the release preset:
 #              RelWithDebInfo, the pool library at -O3). Configured here if it does not exist
@@ -245,15 +249,21 @@ run_suite() {
 run_server() {
   local procs=${PROCS:-$(nproc)} wrk_threads=${WRK_THREADS:-2} wrk_conns=${WRK_CONNS:-100}
   local echo_conns=${ECHO_CONNS:-100} echo_size=${ECHO_SIZE:-64} port_base=${PORT_BASE:-18080}
-  local wrk_duration reps echo_ms
+  local wrk_duration reps echo_ms idle_conns redis_n
   if [ "$SPEED" = quick ]; then
     wrk_duration=${WRK_DURATION:-3s}; reps=${REPS:-1}; echo_ms=${ECHO_MS:-3000}
+    idle_conns=${IDLE_CONNS:-300}; redis_n=${REDIS_N:-100000}
   else
     wrk_duration=${WRK_DURATION:-10s}; reps=${REPS:-3}; echo_ms=${ECHO_MS:-10000}
+    idle_conns=${IDLE_CONNS:-1000}; redis_n=${REDIS_N:-500000}
   fi
   command -v wrk >/dev/null || { echo "wrk not found (Debian: apt-get install wrk)" >&2; exit 1; }
+  command -v openssl >/dev/null || { echo "openssl not found (the HTTPS rows need it)" >&2; exit 1; }
   build colony_http_server colony_echo_server colony_echo_client ||
     { echo "bench/run.sh: the example servers failed to build" >&2; exit 1; }
+  # The Redis service needs hiredis; without it (no such target) its rows are skipped.
+  local KV_OK=0
+  if build colony_redis_kv_server 2>/dev/null; then KV_OK=1; fi
   build_go
   [ "$GO_OK" = 1 ] || { echo "bench/run.sh: the server mode needs Go" >&2; exit 1; }
   local ex=$BUILD/examples
@@ -296,7 +306,7 @@ run_server() {
     printf '%s\n' "$@" | sort -g |
       awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
   }
-  # wrk_run URL LOG: prints "RPS P99MS".
+  # wrk_run URL LOG: prints "RPS P99MS" (the URL may be https://).
   wrk_run() {
     wrk -t"$wrk_threads" -c"$wrk_conns" -d"$wrk_duration" --latency "$1" >"$2" 2>&1
     local rps p99
@@ -309,34 +319,58 @@ run_server() {
   }
 
   local http_c=$port_base http_go=$((port_base + 1)) echo_c=$((port_base + 2))
-  local echo_go=$((port_base + 3)) rep who url port line rps p99 msgs
+  local echo_go=$((port_base + 3)) tls_c=$((port_base + 4)) tls_go=$((port_base + 5))
+  local redis_port=$((port_base + 6)) kv_c=$((port_base + 7)) idle_port=$((port_base + 8))
+  local rep who port line msgs
   echo "-- settings: procs=$procs (of $(nproc) cores, shared with wrk and the load client)," \
        "wrk -t$wrk_threads -c$wrk_conns -d$wrk_duration --latency, reps=$reps;" \
-       "echo: $echo_conns connections x $echo_size-byte messages for ${echo_ms} ms"
+       "echo: $echo_conns connections x $echo_size-byte messages for ${echo_ms} ms;" \
+       "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-  # HTTP: wrk against examples/http_server.cpp and Go's net/http, both "Hello, World!\n".
-  local c_rps=() c_p99=() g_rps=() g_p99=() c_msg=() g_msg=()
-  for rep in $(seq "$reps"); do
-    for who in colony go; do
-      if [ $who = colony ]; then
-        start_server colony_http_server "$OUT/colony_http.log" "$ex/colony_http_server" \
-          --addr=127.0.0.1:$http_c --procs="$procs"
-        url=http://127.0.0.1:$http_c/
-      else
-        start_server go_hello "$OUT/go_http.log" "$GO_DIR/go_hello" -addr 127.0.0.1:$http_go \
-          -procs "$procs"
-        url=http://127.0.0.1:$http_go/
-      fi
-      wrk -t"$wrk_threads" -c"$wrk_conns" -d1s "$url" >/dev/null 2>&1  # warm-up
-      read -r rps p99 < <(wrk_run "$url" "$OUT/wrk_${who}_$rep.txt")
-      echo "   http $who rep $rep: $rps req/s, p99 $p99 ms"
-      if [ $who = colony ]; then c_rps+=("$rps"); c_p99+=("$p99"); else g_rps+=("$rps"); g_p99+=("$p99"); fi
-      stop_server
+  # The HTTPS certificate, made for this run: ECDSA P-256, self-signed for 127.0.0.1.
+  local cert=$OUT/tls_cert.pem key=$OUT/tls_key.pem
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout "$key" -out "$cert" \
+    >/dev/null 2>&1 || { echo "bench/run.sh: openssl could not make a certificate" >&2; exit 1; }
+
+  # hello_bench LABEL SCHEME PORT PORT_GO ARGS...: wrk against examples/http_server.cpp and Go's
+  # net/http, both "Hello, World!\n", REPS times alternating (ARGS to both servers: both read
+  # "--tls-cert FILE"). Appends "LABEL WHO RPS P99MS" lines to OUT/hello.txt.
+  hello_bench() {
+    local label=$1 scheme=$2 pc=$3 pg=$4 rep who url rps p99
+    shift 4
+    for rep in $(seq "$reps"); do
+      for who in colony go; do
+        if [ $who = colony ]; then
+          start_server colony_http_server "$OUT/colony_$label.log" "$ex/colony_http_server" \
+            --addr=127.0.0.1:$pc --procs="$procs" "$@"
+          url=$scheme://127.0.0.1:$pc/
+        else
+          start_server go_hello "$OUT/go_$label.log" "$GO_DIR/go_hello" -addr 127.0.0.1:$pg \
+            -procs "$procs" "$@"
+          url=$scheme://127.0.0.1:$pg/
+        fi
+        wrk -t"$wrk_threads" -c"$wrk_conns" -d1s "$url" >/dev/null 2>&1  # warm-up
+        read -r rps p99 < <(wrk_run "$url" "$OUT/wrk_${label}_${who}_$rep.txt")
+        echo "   $label $who rep $rep: $rps req/s, p99 $p99 ms"
+        echo "$label $who $rps $p99" >>"$OUT/hello.txt"
+        stop_server
+      done
     done
-  done
+  }
+  # pick LABEL WHO FIELD: the median of a column of OUT/hello.txt (3: req/s, 4: p99 ms).
+  pick() {
+    # shellcheck disable=SC2046
+    median $(awk -v l="$1" -v w="$2" -v f="$3" '$1 == l && $2 == w { print $f }' "$OUT/hello.txt")
+  }
+  : >"$OUT/hello.txt"
+  hello_bench http http "$http_c" "$http_go"
+  # HTTPS: the same servers with the certificate (Go: http.Server.ServeTLS; colony: TlsStream).
+  hello_bench https https "$tls_c" "$tls_go" --tls-cert "$cert" --tls-key "$key"
 
   # Echo: examples/echo_client.cpp (one message in flight per connection) against
   # examples/echo_server.cpp and Go's goroutine-per-connection echo server.
+  local c_msg=() g_msg=()
   for rep in $(seq "$reps"); do
     for who in colony go; do
       if [ $who = colony ]; then
@@ -358,21 +392,96 @@ run_server() {
     done
   done
 
-  local crps cp99 grps gp99 cmsg gmsg
-  crps=$(median "${c_rps[@]}"); cp99=$(median "${c_p99[@]}")
-  grps=$(median "${g_rps[@]}"); gp99=$(median "${g_p99[@]}")
+  # Redis: examples/redis_kv_server.cpp answering GET /kv/bench from a redis-server started here
+  # (persistence off) under wrk, and redis-benchmark's GET with as many connections against the
+  # same redis-server (Redis alone, no HTTP: the ceiling of the service). The value is
+  # "Hello, World!\n", so the HTTP answers are as large as the hello rows'. Skipped when
+  # redis-server or the example (it needs hiredis) is missing.
+  local kv_rps=() kv_p99=() rb_rps=() rb_p99=() rps p99
+  if [ "$KV_OK" = 1 ] && command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+      --daemonize no --logfile "$OUT/redis.log" --maxclients 10000 &
+    local redis_pid=$!
+    SERVER_PIDS+=("$redis_pid")
+    for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    for k in bench key:__rand_int__; do  # the service's key, and redis-benchmark's GET key
+      printf 'Hello, World!\n' | redis-cli -p "$redis_port" -x set "$k" >/dev/null
+    done
+    for rep in $(seq "$reps"); do
+      start_server colony_redis_kv_server "$OUT/colony_redis_kv.log" \
+        "$ex/colony_redis_kv_server" --addr=127.0.0.1:$kv_c --procs="$procs" \
+        --redis=127.0.0.1:$redis_port
+      if [ "$(curl -s "http://127.0.0.1:$kv_c/kv/bench")" != "Hello, World!" ]; then
+        echo "bench/run.sh: colony_redis_kv_server does not answer GET /kv/bench" >&2
+        exit 1
+      fi
+      wrk -t"$wrk_threads" -c"$wrk_conns" -d1s "http://127.0.0.1:$kv_c/kv/bench" >/dev/null 2>&1
+      read -r rps p99 < <(wrk_run "http://127.0.0.1:$kv_c/kv/bench" "$OUT/wrk_redis_kv_$rep.txt")
+      echo "   redis_kv colony rep $rep: $rps req/s, p99 $p99 ms"
+      kv_rps+=("$rps"); kv_p99+=("$p99")
+      stop_server
+      redis-benchmark -p "$redis_port" -t get -c "$wrk_conns" -n "$redis_n" --csv \
+        >"$OUT/redis_benchmark_$rep.csv" 2>&1
+      read -r rps p99 < <(awk -F'","' '$1 == "\"GET" { print $2, $7 }' "$OUT/redis_benchmark_$rep.csv")
+      echo "   redis-benchmark GET rep $rep: $rps req/s, p99 $p99 ms"
+      rb_rps+=("$rps"); rb_p99+=("$p99")
+    done
+    kill -TERM "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+  else
+    echo "-- redis-server or colony_redis_kv_server missing: the Redis rows are skipped" >&2
+  fi
+
+  # Memory per idle connection (bench/server/idle_rss.py): IDLE_CONNS keep-alive connections,
+  # one GET / each, then idle; the servers' VmRSS growth per connection, plain and HTTPS.
+  local idle=() kind v bin flags
+  for kind in http https; do
+    for who in colony go; do
+      bin=$ex/colony_http_server flags=()
+      [ $who = go ] && { bin=$GO_DIR/go_hello; flags+=(--go); }
+      [ $kind = https ] && flags+=(--tls)
+      v=$(python3 "$ROOT/bench/server/idle_rss.py" "$bin" --conns="$idle_conns" --size=0 \
+            --path=/ --procs="$procs" --port="$idle_port" "${flags[@]}" |
+          tee "$OUT/idle_${kind}_$who.txt" |
+          sed -n 's/.*(+\([0-9.-]*\) KiB per idle connection).*/\1/p')
+      echo "   idle $kind $who: ${v:-?} KiB per connection"
+      idle+=("${v:-nan}")
+    done
+  done
+
+  local crps cp99 grps gp99 trps tp99 tgrps tgp99 cmsg gmsg
+  crps=$(pick http colony 3); cp99=$(pick http colony 4)
+  grps=$(pick http go 3); gp99=$(pick http go 4)
+  trps=$(pick https colony 3); tp99=$(pick https colony 4)
+  tgrps=$(pick https go 3); tgp99=$(pick https go 4)
   cmsg=$(median "${c_msg[@]}"); gmsg=$(median "${g_msg[@]}")
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
   {
-    echo "Loopback, $(nproc) cores shared by server, wrk and load client; server procs=$procs (colony max_procs, Go GOMAXPROCS); $(go version 2>/dev/null | awk '{print $3}'); medians of $reps run(s)."
+    echo "Loopback, $(nproc) cores shared by server, wrk and load client; server procs=$procs (colony max_procs, Go GOMAXPROCS); $(go version 2>/dev/null | awk '{print $3}'); medians of $reps run(s); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
     echo "| benchmark | colony | Go | colony / Go |"
     echo "|---|---:|---:|---:|"
     printf "| HTTP hello, wrk -t%s -c%s -d%s: requests/s | %.0f | %.0f | %s |\n" \
       "$wrk_threads" "$wrk_conns" "$wrk_duration" "$crps" "$grps" "$(ratio "$crps" "$grps")"
     printf "| HTTP hello: p99 latency (ms) | %.2f | %.2f | %s |\n" "$cp99" "$gp99" "$(ratio "$cp99" "$gp99")"
+    printf "| HTTPS hello (TLS 1.3, ECDSA P-256), same wrk: requests/s | %.0f | %.0f | %s |\n" \
+      "$trps" "$tgrps" "$(ratio "$trps" "$tgrps")"
+    printf "| HTTPS hello: p99 latency (ms) | %.2f | %.2f | %s |\n" "$tp99" "$tgp99" "$(ratio "$tp99" "$tgp99")"
     printf "| echo, %s conns x %s B, one in flight each: messages/s | %.0f | %.0f | %s |\n" \
       "$echo_conns" "$echo_size" "$cmsg" "$gmsg" "$(ratio "$cmsg" "$gmsg")"
+    printf "| idle keep-alive connection, HTTP (%s conns): KiB of RSS each | %s | %s | %s |\n" \
+      "$idle_conns" "${idle[0]}" "${idle[1]}" "$(ratio "${idle[0]}" "${idle[1]}")"
+    printf "| idle keep-alive connection, HTTPS: KiB of RSS each | %s | %s | %s |\n" \
+      "${idle[2]}" "${idle[3]}" "$(ratio "${idle[2]}" "${idle[3]}")"
+    if [ ${#kv_rps[@]} -gt 0 ]; then
+      echo
+      echo "| Redis (GET of a 14-byte value, $wrk_conns connections) | requests/s | p99 (ms) |"
+      echo "|---|---:|---:|"
+      printf "| colony redis_kv_server: HTTP GET /kv/KEY, wrk -t%s -c%s -d%s | %.0f | %.2f |\n" \
+        "$wrk_threads" "$wrk_conns" "$wrk_duration" "$(median "${kv_rps[@]}")" "$(median "${kv_p99[@]}")"
+      printf "| redis-benchmark -t get -c %s -n %s (Redis alone, no HTTP) | %.0f | %.2f |\n" \
+        "$wrk_conns" "$redis_n" "$(median "${rb_rps[@]}")" "$(median "${rb_p99[@]}")"
+    fi
   } | tee "$OUT/results.md"
 }
 

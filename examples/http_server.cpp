@@ -35,26 +35,16 @@
 
 int main(int argc, char** argv) {
   // "--tls-cert FILE" and "--tls-key FILE" as "--tls-cert=FILE" (the form Flags reads).
-  std::vector<std::string> joined;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view a = argv[i];
-    if ((a == "--tls-cert" || a == "--tls-key") && i + 1 < argc)
-      joined.push_back(std::string(a) + "=" + argv[++i]);
-    else
-      joined.emplace_back(a);
+  example::Args args(argc, argv, {"--tls-cert", "--tls-key"});
+  argc = args.argc();
+  argv = args.argv();
+  if (args.has("--help") || args.has("-h")) {
+    std::puts(
+        "usage: colony_http_server [--addr=127.0.0.1:8080] [--procs=N] [--drain-ms=5000]\n"
+        "                          [--header-timeout-ms=10000] [--idle-timeout-ms=60000]\n"
+        "                          [--pool=N] [--tls-cert FILE --tls-key FILE]");
+    return 0;
   }
-  std::vector<char*> args{argv[0]};
-  for (auto& j : joined) args.push_back(j.data());
-  argc = static_cast<int>(args.size());
-  argv = args.data();
-  for (int i = 1; i < argc; ++i)
-    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
-      std::puts(
-          "usage: colony_http_server [--addr=127.0.0.1:8080] [--procs=N] [--drain-ms=5000]\n"
-          "                          [--header-timeout-ms=10000] [--idle-timeout-ms=60000]\n"
-          "                          [--pool=N] [--tls-cert FILE --tls-key FILE]");
-      return 0;
-    }
   const example::Flags flags(argc, argv,
                              {"addr", "procs", "drain-ms", "header-timeout-ms", "idle-timeout-ms",
                               "pool", "tls-cert", "tls-key"});

@@ -2,18 +2,26 @@
 """idle_rss.py: the HTTP example server's memory per idle keep-alive connection after large bodies.
 
 Starts examples/http_server.cpp (colony_http_server), opens N keep-alive connections that each
-POST a body of SIZE bytes (to /echo, or to / with --path=/) and read the whole response, then
-leaves them idle, and reports the server's VmRSS (/proc/PID/status): before, with the
-connections idle, and after they are closed.
+POST a body of SIZE bytes (to /echo, or to / with --path=/; --size=0: a GET) and read the whole
+response, then leaves them idle, and reports the server's VmRSS (/proc/PID/status): before,
+with the connections idle, and after they are closed.
+
+--tls: the server is started with a certificate made here (openssl) and every connection is
+HTTPS (the handshake done, one request answered, then idle). --go: BIN is Go's
+bench/go/servers/hello (its -addr/-procs/-tls-cert/-tls-key flags), for the same figures of
+net/http.
 
   bench/server/idle_rss.py build/release/examples/colony_http_server
   bench/server/idle_rss.py BIN --conns=300 --size=1048576 --path=/echo --procs=2
+  bench/server/idle_rss.py BIN --conns=1000 --size=0 --path=/ --tls
 """
 import argparse
 import os
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,6 +57,16 @@ def read_response(s):
     return status
 
 
+def make_cert(directory):
+    """A self-signed certificate for 127.0.0.1 (openssl req); returns (cert, key) paths."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert, key
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("server")
@@ -60,34 +78,60 @@ def main():
     ap.add_argument("--rounds", type=int, default=1,
                     help="open, use, idle and close the connections this many times")
     ap.add_argument("--settle", type=float, default=1.0, help="seconds to wait before reading RSS")
+    ap.add_argument("--tls", action="store_true", help="HTTPS, with a certificate made here")
+    ap.add_argument("--go", action="store_true",
+                    help="BIN is bench/go/servers/hello (Go flag syntax)")
     a = ap.parse_args()
 
     addr = ("127.0.0.1", a.port)
-    srv = subprocess.Popen(
-        [a.server, f"--addr=127.0.0.1:{a.port}", f"--procs={a.procs}"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    tmp = tempfile.TemporaryDirectory()
+    if a.go:
+        cmd = [a.server, "-addr", f"127.0.0.1:{a.port}", "-procs", str(a.procs)]
+    else:
+        cmd = [a.server, f"--addr=127.0.0.1:{a.port}", f"--procs={a.procs}"]
+    client_ctx = None
+    if a.tls:
+        cert, key = make_cert(tmp.name)
+        cmd += (["-tls-cert", cert, "-tls-key", key] if a.go
+                else [f"--tls-cert={cert}", f"--tls-key={key}"])
+        client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client_ctx.load_verify_locations(cert)
+
+    def connect():
+        s = socket.create_connection(addr)
+        if client_ctx is None:
+            return s
+        return client_ctx.wrap_socket(s, server_hostname="127.0.0.1")
+
+    srv = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         srv.stdout.readline()  # "listening on ..."
         # Warm up: a few small requests, so the baseline includes the runtime's threads.
-        with socket.create_connection(addr) as s:
+        with connect() as s:
             for _ in range(10):
                 s.sendall(b"GET / HTTP/1.1\r\nHost: b\r\n\r\n")
                 read_response(s)
         time.sleep(a.settle)
         before = rss_kib(srv.pid)
 
-        body = b"x" * a.size
-        req = (f"POST {a.path} HTTP/1.1\r\nHost: b\r\nContent-Length: {a.size}\r\n\r\n").encode() + body
+        if a.size > 0:
+            req = (f"POST {a.path} HTTP/1.1\r\nHost: b\r\nContent-Length: {a.size}\r\n\r\n"
+                   ).encode() + b"x" * a.size
+        else:
+            req = f"GET {a.path} HTTP/1.1\r\nHost: b\r\n\r\n".encode()
 
         def one(s):
             s.sendall(req)
             return read_response(s)
 
         n = a.conns
-        print(f"conns {n}, body {a.size} B to {a.path}, procs {a.procs or os.cpu_count()}")
+        what = f"body {a.size} B to {a.path}" if a.size > 0 else f"GET {a.path}"
+        print(f"{'Go ' if a.go else ''}{'HTTPS' if a.tls else 'HTTP'}: conns {n}, {what}, "
+              f"procs {a.procs or os.cpu_count()}")
         print(f"VmRSS before      {before / 1024:8.1f} MiB")
         for r in range(a.rounds):
-            socks = [socket.create_connection(addr) for _ in range(n)]
+            with ThreadPoolExecutor(max_workers=min(n, 16)) as ex:
+                socks = list(ex.map(lambda _: connect(), range(n)))
             with ThreadPoolExecutor(max_workers=min(n, 64)) as ex:
                 statuses = list(ex.map(one, socks))
             bad = sum(1 for st in statuses if st != 200)
@@ -104,6 +148,7 @@ def main():
             print(f"{tag}VmRSS after close {closed / 1024:8.1f} MiB   "
                   f"(+{(closed - before) / 1024:.1f} MiB over before)")
     finally:
+        tmp.cleanup()
         srv.terminate()
         try:
             srv.wait(10)

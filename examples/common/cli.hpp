@@ -72,6 +72,41 @@ class Flags {
   std::vector<std::string_view> args_;
 };
 
+// Args: argv with "--name VALUE" joined into "--name=VALUE" for the given names (the form Flags
+// reads), so that `--tls-cert FILE` works as openssl-style tools spell it. argc() and argv()
+// point into the object.
+class Args {
+ public:
+  Args(int argc, char** argv, std::initializer_list<std::string_view> spaced) {
+    for (int i = 1; i < argc; ++i) {
+      const std::string_view a = argv[i];
+      bool join = false;
+      for (std::string_view s : spaced) join = join || a == s;
+      if (join && i + 1 < argc)
+        joined_.push_back(std::string(a) + "=" + argv[++i]);
+      else
+        joined_.emplace_back(a);
+    }
+    ptrs_.push_back(argc > 0 ? argv[0] : nullptr);
+    for (auto& j : joined_) ptrs_.push_back(j.data());
+  }
+  Args(const Args&) = delete;
+  Args& operator=(const Args&) = delete;
+
+  int argc() const { return static_cast<int>(ptrs_.size()); }
+  char** argv() { return ptrs_.data(); }
+  // has: whether an argument is exactly `a` ("--help").
+  bool has(std::string_view a) const {
+    for (const auto& j : joined_)
+      if (j == a) return true;
+    return false;
+  }
+
+ private:
+  std::vector<std::string> joined_;
+  std::vector<char*> ptrs_;
+};
+
 // ShutdownSignal: turns SIGINT and SIGTERM into a byte on a self-pipe (the only thing a signal
 // handler may safely do) and lets a fiber park until one arrives. One per program.
 class ShutdownSignal {

@@ -1,7 +1,8 @@
 // RedisServer: a private redis-server for one test or benchmark, on a loopback port it picks,
 // with persistence off (--save '' --appendonly no), killed when the object is destroyed.
 // Start it before any runtime exists (it forks). ok() is false, and why() says why, when
-// redis-server is not installed or does not come up.
+// redis-server is not installed or does not come up. kill() stops it early (SIGKILL: Redis gone
+// at once, its connections reset), to see what its clients do then.
 #pragma once
 
 #include <netinet/in.h>
@@ -54,21 +55,26 @@ class RedisServer {
     raise_fd_limit();
     for (int attempt = 0; attempt < 3 && pid_ <= 0; ++attempt) start(path);
   }
-  ~RedisServer() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int st;
-      ::waitpid(pid_, &st, 0);
-    }
-  }
+  ~RedisServer() { stop(SIGTERM); }
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
+
+  // kill: SIGKILL, and waits for the process to end. ok() is false after.
+  void kill() { stop(SIGKILL); }
 
   bool ok() const { return pid_ > 0; }
   const std::string& why() const { return why_; }
   int port() const { return port_; }
 
  private:
+  void stop(int sig) {
+    if (pid_ > 0) {
+      ::kill(pid_, sig);
+      int st;
+      ::waitpid(pid_, &st, 0);
+      pid_ = -1;
+    }
+  }
   static int free_port() {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};

@@ -1,6 +1,8 @@
 // hello: the Go reference for `bench/run.sh server` and the suite's server row — a net/http server answering every request
 // with "Hello, World!\n" (the same body as colony's examples/http_server.cpp). Standard library
-// only. GOMAXPROCS follows -procs (0: Go's default, every core).
+// only. GOMAXPROCS follows -procs (0: Go's default, every core). With -tls-cert and -tls-key
+// (PEM files) it serves HTTPS, as http.ListenAndServeTLS does (HTTP/2 is offered by ALPN; wrk
+// does not ask for it and speaks HTTP/1.1).
 package main
 
 import (
@@ -21,6 +23,8 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8081", "listen address")
 	procs := flag.Int("procs", 0, "GOMAXPROCS (0: default)")
+	cert := flag.String("tls-cert", "", "certificate chain file (PEM): serve HTTPS")
+	key := flag.String("tls-key", "", "private key file (PEM)")
 	flag.Parse()
 	if *procs > 0 {
 		runtime.GOMAXPROCS(*procs)
@@ -38,7 +42,14 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("listening on %s (procs %d)\n", ln.Addr(), runtime.GOMAXPROCS(0))
+	if (*cert == "") != (*key == "") {
+		log.Fatal("-tls-cert and -tls-key go together")
+	}
+	scheme := ""
+	if *cert != "" {
+		scheme = "https://"
+	}
+	fmt.Printf("listening on %s%s (procs %d)\n", scheme, ln.Addr(), runtime.GOMAXPROCS(0))
 	go func() {
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -47,7 +58,12 @@ func main() {
 		defer cancel()
 		srv.Shutdown(ctx)
 	}()
-	if err := srv.Serve(ln); err != http.ErrServerClosed {
+	if *cert != "" {
+		err = srv.ServeTLS(ln, *cert, *key)
+	} else {
+		err = srv.Serve(ln)
+	}
+	if err != http.ErrServerClosed {
 		log.Fatal(err)
 	}
 }
