@@ -230,16 +230,20 @@ TEST_P(PostgresSessions, ManyFibersWithAConnectionEachShareTheProcessors) {
   EXPECT_EQ(fallbacks, 0u);
   EXPECT_LE(max_threads.load(), 16) << "the fibers' blocking calls took OS threads";
   // Each round trip parks its fiber, so the sessions overlap: many statements wait for their
-  // answers at once. Were the calls blocking their threads, at most max_procs would (and at
-  // most max_procs sessions would be open; connecting is the server's slowest part, a process
-  // per connection, so not all 200 are open at once even with the hooks).
+  // answers at once. Were the calls blocking their threads, at most one per thread holding a
+  // processor would (max_procs, or a few more where sysmon retakes the processor of a blocked
+  // thread, each costing a thread; the bound on threads above catches that). Connecting is
+  // the server's slowest part, a process per connection, so not all 200 are open at once even
+  // with the hooks.
   EXPECT_GE(g_max_in_flight.load(), kFibers / 8);
   EXPECT_GE(g_max_open.load(), 4 * procs);
   // Keeping time: at least a quarter of the ticks a 10 ms ticker would make (the server's
   // processes take the same two cores; a blocked processor made 0.37-0.49 of this bound), and
-  // never a gap of 400 ms (the ticker waits behind up to 200 runnable fibers on one processor).
+  // no stall of a second. Single gaps of up to ~400 ms were seen with the hooks on a machine
+  // loaded by other work (the ticker waits behind up to 200 runnable fibers, and the kernel
+  // shares the cores with 200 server processes), so the gap bound is only for a gross stall.
   EXPECT_GE(ticks, took / 10 / 4);
-  EXPECT_LT(max_gap, 400);
+  EXPECT_LT(max_gap, 1000);
 }
 
 // ---- a slow statement parks only its own fiber
@@ -256,6 +260,8 @@ TEST_F(Postgres, SlowQueryDoesNotStopTheOtherFibersOnOneProcessor) {
         ASSERT_TRUE(quick.ok()) << quick.error();
         std::atomic<bool> slow_done{false};
         std::atomic<int> quick_queries{0};
+        const int threads_before = threads();
+        std::atomic<int> max_threads{threads_before};
         std::string quick_error;
         TickFiber ticker;
         auto other = colony::spawn([&] {
@@ -267,6 +273,10 @@ TEST_F(Postgres, SlowQueryDoesNotStopTheOtherFibersOnOneProcessor) {
               return;
             }
             quick_queries.fetch_add(1);
+            const int t = threads();
+            int m = max_threads.load();
+            while (t > m && !max_threads.compare_exchange_weak(m, t)) {
+            }
           }
         });
         const auto t0 = Clock::now();
@@ -281,11 +291,14 @@ TEST_F(Postgres, SlowQueryDoesNotStopTheOtherFibersOnOneProcessor) {
         EXPECT_TRUE(quick_error.empty()) << quick_error;
         std::printf(
             "pg_sleep(0.5): %lld ms; meanwhile %d ticks and %d queries on another "
-            "connection\n",
-            static_cast<long long>(took), ticks, during);
+            "connection, threads %d before, %d at most\n",
+            static_cast<long long>(took), ticks, during, threads_before, max_threads.load());
         EXPECT_GE(took, 450);
         EXPECT_GE(ticks, 15) << "pg_sleep blocked the only thread for " << took << " ms";
         EXPECT_GE(during, 10) << "the other fiber's queries did not run meanwhile";
+        // And it cost no OS thread: a call that blocked its thread would keep it, and the
+        // processor would run the other fibers on another (a P retaken by sysmon).
+        EXPECT_LE(max_threads.load(), threads_before + 1);
       },
       cfg);
 }
