@@ -9,6 +9,9 @@
 #             glue <colony/net/tls.hpp> and its test; colony::runtime never links it)
 #             libhiredis-dev redis-server (the hooks' tests: hiredis's synchronous client against
 #             a redis-server the test starts itself)
+#             libpq-dev postgresql (the hooks' tests: libpq's synchronous client against a
+#             private cluster the test makes with initdb and starts itself, as the `postgres`
+#             user the package creates when run as root; the package's own cluster is not used)
 #   optional  golang-go (the Go peer of the benchmarks), clang (a second compiler), libtbb-dev
 #             (the TBB peer of bench/compare), wrk (the HTTP load generator of bench/run.sh server)
 #             A failure to install these is reported and ignored.
@@ -16,7 +19,7 @@ set -euo pipefail
 
 required=(build-essential cmake ninja-build libboost-dev libboost-context-dev
           libboost-fiber-dev libgtest-dev libbenchmark-dev python3 libssl-dev libhiredis-dev
-          redis-server)
+          redis-server libpq-dev postgresql)
 optional=(golang-go clang libtbb-dev wrk)
 
 installed() {

@@ -43,9 +43,13 @@ int remaining_ms(std::int64_t deadline_ns) noexcept {
 
 // single_mode: the one direction a pollfd waits for, if the netpoller can watch it (epoll is
 // registered for EPOLLIN | EPOLLOUT | EPOLLRDHUP; errors and hang-ups wake both directions).
+// POLLERR, POLLHUP and POLLNVAL are always reported and ignored in `events` (poll(2)), but
+// callers do ask for them (libpq waits with POLLIN | POLLERR): they do not make a second mode.
 bool single_mode(short events, PollMode& mode) noexcept {
   constexpr short kRead = POLLIN | POLLRDNORM | POLLRDHUP;
   constexpr short kWrite = POLLOUT | POLLWRNORM;
+  constexpr short kAlways = POLLERR | POLLHUP | POLLNVAL;
+  events = static_cast<short>(events & ~kAlways);
   if (events & ~(kRead | kWrite)) return false;  // POLLPRI, POLLRDBAND, POLLWRBAND
   const bool rd = events & kRead, wr = events & kWrite;
   if (rd == wr) return false;

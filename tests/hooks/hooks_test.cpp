@@ -65,7 +65,7 @@ TEST(Hooks, AreActiveWhenLinked) {
 class Receive : public ::testing::TestWithParam<std::string> {};
 INSTANTIATE_TEST_SUITE_P(Calls, Receive,
                          ::testing::Values("read", "recv", "recvfrom", "recvmsg", "readv", "poll",
-                                           "select", "recv_waitall"),
+                                           "poll_pollerr", "select", "recv_waitall"),
                          [](const auto& param_info) { return param_info.param; });
 
 ssize_t receive(const std::string& how, int fd, char* buf, std::size_t n) {
@@ -81,8 +81,9 @@ ssize_t receive(const std::string& how, int fd, char* buf, std::size_t n) {
     m.msg_iovlen = 2;
     return ::recvmsg(fd, &m, 0);
   }
-  if (how == "poll") {
-    pollfd p{fd, POLLIN, 0};
+  if (how == "poll" || how == "poll_pollerr") {
+    // poll_pollerr: POLLERR asked for too, as libpq does (it is reported anyway).
+    pollfd p{fd, static_cast<short>(how == "poll" ? POLLIN : POLLIN | POLLERR), 0};
     const int r = ::poll(&p, 1, -1);
     if (r != 1 || !(p.revents & POLLIN)) return -100 - r;
     return ::read(fd, buf, n);
@@ -104,6 +105,7 @@ TEST_P(Receive, ParksTheFiberUntilThePeerWrites) {
     Pair p;
     ASSERT_GE(p.a, 0);
     const auto waits = colony::hooks::stats().waits;
+    const auto fallbacks = colony::hooks::stats().fallbacks;
     TickFiber ticker;
     // recv_waitall: the 10 bytes come in two writes 150 ms apart; the call returns all 10.
     std::thread peer = later(300ms, [&] {
@@ -134,6 +136,7 @@ TEST_P(Receive, ParksTheFiberUntilThePeerWrites) {
     }
     EXPECT_GE(ticks, 10) << "the ticker did not run while " << how << " waited " << took << " ms";
     EXPECT_GT(colony::hooks::stats().waits, waits);
+    EXPECT_EQ(colony::hooks::stats().fallbacks, fallbacks) << how << " ran the blocking call";
     EXPECT_FALSE(nonblocking(p.a)) << "the caller's blocking mode changed";
   });
 }
