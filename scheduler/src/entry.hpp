@@ -50,11 +50,14 @@ inline constexpr std::uint8_t kRetakeNone = 0, kRetakeAsked = 1, kRetakeTaken = 
 }
 
 // RtScope: rt_enter / rt_leave for a call that does not switch (so the M does not change).
+// `m` may be null (a plain thread, or another runtime's M): then it does nothing.
 struct RtScope {
   M* m;
   bool outer;
-  [[gnu::always_inline]] explicit RtScope(M* m_) noexcept : m(m_), outer(rt_enter(m_)) {}
-  [[gnu::always_inline]] ~RtScope() { rt_leave(m, outer); }
+  [[gnu::always_inline]] explicit RtScope(M* m_) noexcept : m(m_), outer(m_ && rt_enter(m_)) {}
+  [[gnu::always_inline]] ~RtScope() {
+    if (outer) rt_leave(m, true);
+  }
   RtScope(const RtScope&) = delete;
   RtScope& operator=(const RtScope&) = delete;
 };

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <mutex>
-#include <optional>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -134,8 +133,7 @@ G* Scheduler::new_g(const SpawnOptions& opts, std::size_t fn_size, std::size_t f
   StackClass* c = opts.stack_size ? stacks_.class_for(opts.stack_size) : stacks_.default_class();
   M* m = current_m();
   if (m && m->sched != this) m = nullptr;
-  std::optional<RtScope> in_rt;  // the P is used until the end (entry.hpp)
-  if (m) in_rt.emplace(m);
+  RtScope in_rt(m);  // the P is used until the end (entry.hpp)
   P* p = m ? m->p : nullptr;
   G* g = gfget(p);
   if (!g) {

@@ -14,7 +14,6 @@
 #include <time.h>
 
 #include <algorithm>
-#include <optional>
 #include <stdexcept>
 
 #include "entry.hpp"
@@ -154,8 +153,7 @@ void Scheduler::add_timer(Timer* t) {
     throw std::logic_error("colony: timer added twice");
   M* m = current_m();
   if (m && m->sched != this) m = nullptr;
-  std::optional<RtScope> in_rt;  // m->p is read, and its timer heap locked (entry.hpp)
-  if (m) in_rt.emplace(m);
+  RtScope in_rt(m);  // m->p is read, and its timer heap locked (entry.hpp)
   P* p = (m && m->p) ? m->p
                      : allp_[timer_rr_.fetch_add(1, std::memory_order_relaxed) %
                              static_cast<std::uint32_t>(nprocs_)].get();
