@@ -153,6 +153,7 @@ G* Scheduler::new_g(const SpawnOptions& opts, std::size_t fn_size, std::size_t f
   g->started = false;
   g->stack_class = c;
   g->wait_reason.store(WaitReason::none, std::memory_order_relaxed);
+  g->handed_off.store(false, std::memory_order_relaxed);  // its last life may have ended P-less
   g->site_file.store(site.file_name(), std::memory_order_relaxed);
   g->site_function.store(site.function_name(), std::memory_order_relaxed);
   g->site_line.store(site.line(), std::memory_order_relaxed);

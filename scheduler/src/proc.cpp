@@ -414,7 +414,8 @@ void enter_blocking() {
   M* m = current_m();
   if (!m || !m->curg || m->sched->is_unwinding()) return;
   RtScope in_rt(m);
-  // No P: sysmon has handed it off already (retake.cpp), and the fiber counts in blocking_.
+  // No P: it counts in blocking_ already (sysmon handed the P off, retake.cpp, or this is a
+  // blocking call nested in another).
   if (m->p) m->sched->enter_blocking(m);
 }
 
@@ -422,7 +423,10 @@ void exit_blocking() noexcept {
   M* m = current_m();
   if (!m || !m->curg || m->sched->is_unwinding()) return;
   const bool outer = rt_enter(m);
-  m->sched->exit_blocking(m, m->curg);
+  // A fiber holds a P again already if the call parked (and was resumed on a P) or held a
+  // nested blocking call, whose exit took one: it no longer counts in blocking_. A fiber
+  // without a P counts exactly once (enter_blocking or a retake) until something gives it one.
+  if (!m->p) m->sched->exit_blocking(m, m->curg);
   rt_leave(current_m(), outer);
 }
 

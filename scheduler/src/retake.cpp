@@ -17,8 +17,9 @@
 // (spawns and readies go to the global queue) until it yields, parks or exits: then it queues
 // itself (yield) or parks, and its M parks until it is handed a P (switch.cpp, "P-less").
 //
-// Conditions (Go's): the P has work (queued fibers, runnext, timers), or no other P is idle or
-// spinning, or the thread has been blocked for 10 ms; and Config::max_threads leaves room.
+// Conditions, after Go's: the P has work (queued fibers, runnext, or, unlike Go, pending timers),
+// or no other P is idle or spinning, or the thread has been blocked for 10 ms; and
+// Config::max_threads leaves room. A P with no work goes idle (Go would start a spinning M).
 #include <fcntl.h>
 #include <linux/membarrier.h>
 #include <sys/syscall.h>
@@ -85,15 +86,25 @@ Scheduler::Retake Scheduler::try_retake(P* p, G* g, std::uint64_t tick,
   {
     std::lock_guard<std::mutex> lk(lock_);
     // Still the same run of the same fiber on the same M?
-    if (stopping_.load(std::memory_order_relaxed) || p->m != m ||
-        p->cur.load(std::memory_order_relaxed) != g ||
-        p->switches.get() + p->yields.get() != tick)
+    const auto same_run = [&] {
+      return p->m == m && p->cur.load(std::memory_order_relaxed) == g &&
+             p->switches.get() + p->yields.get() == tick;
+    };
+    if (stopping_.load(std::memory_order_relaxed) || !same_run() ||
+        (cfg_.max_threads > 0 && blocking_ + nprocs_ >= cfg_.max_threads))
       return Retake::not_now;
     // The handshake (entry.hpp). The M cannot be waiting for lock_ in between: it would be
     // inside the scheduler, and in_rt would say so.
     m->retake.store(kRetakeAsked, std::memory_order_seq_cst);
-    membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
-    if (m->in_rt.load(std::memory_order_acquire)) {
+    if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0) {  // no barrier: no proof either
+      m->retake.store(kRetakeNone, std::memory_order_release);
+      return Retake::not_now;
+    }
+    // in_rt false: the M is in a fiber's own code. Still g's, the same run? Between the check
+    // above and the request, the M may have entered (reading no request), switched to another
+    // fiber and left again: that fiber was not seen blocked. Both are stable now (the M cannot
+    // switch without entering, and an entry waits for our decision).
+    if (m->in_rt.load(std::memory_order_acquire) || !same_run()) {
       m->retake.store(kRetakeNone, std::memory_order_release);
       return Retake::not_now;
     }

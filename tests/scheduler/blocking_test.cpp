@@ -115,6 +115,48 @@ TEST_P(Blocking, ReturningWithoutAFreeProcessorQueuesTheFiber) {
   });
 }
 
+// A blocking call whose body parks (a colony sleep, a channel, a hooked socket call) or holds
+// a nested blocking call: the fiber is counted once as being in a blocking call, and gets
+// exactly one processor back. Counted twice, it used to take a second P on the way out and
+// strand the one it had been resumed on: then fewer fibers than processors could run at once.
+TEST_P(Blocking, BodiesThatParkOrNestGiveBackOneProcessor) {
+  const int procs = GetParam();
+  run_fibers([&] {
+    colony::WaitGroup wg;
+    wg.add(4);
+    for (int f = 0; f < 4; ++f)
+      colony::go([&] {
+        for (int i = 0; i < 10; ++i) {
+          colony::blocking([] {
+            colony::this_fiber::sleep_for(1ms);                  // parks inside the body
+            colony::blocking([] { std::this_thread::sleep_for(200us); });  // nested
+            colony::this_fiber::yield();
+          });
+        }
+        wg.done();
+      });
+    wg.wait();
+    // Every processor must still be usable: `procs` fibers that spin (no switch point) until
+    // all of them have started can only finish if each got its own processor.
+    std::atomic<int> started{0};
+    std::atomic<bool> all{true};
+    colony::WaitGroup spin;
+    spin.add(procs);
+    for (int f = 0; f < procs; ++f)
+      colony::go([&] {
+        started.fetch_add(1);
+        auto until = std::chrono::steady_clock::now() + 10s;
+        while (started.load() < procs && std::chrono::steady_clock::now() < until) {
+        }
+        if (started.load() < procs) all = false;
+        spin.done();
+      });
+    spin.wait();
+    EXPECT_TRUE(all.load()) << "a processor was lost: " << started.load() << " of " << procs
+                            << " spinning fibers ran at once";
+  });
+}
+
 TEST(BlockingLimits, PastMaxThreadsIsAClearError) {
   colony::run(
       [] {

@@ -3,6 +3,8 @@
 // call into colony. This binary links colony::runtime only, never colony::hooks: every
 // read, nanosleep and std::mutex here really blocks its thread.
 #include <gtest/gtest.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +25,15 @@ namespace {
 using namespace std::chrono_literals;
 using colony::testing::procs_name;
 using colony::testing::proc_counts;
+
+// The retake needs membarrier(2) with MEMBARRIER_CMD_PRIVATE_EXPEDITED (Linux 4.14); without
+// it colony does not retake, and these tests have nothing to test.
+bool retake_possible() {
+  const long cmds = ::syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  return cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0;
+}
+#define SKIP_WITHOUT_RETAKE()                                                       \
+  if (!retake_possible()) GTEST_SKIP() << "no membarrier(PRIVATE_EXPEDITED): no retake"
 
 // Blocking calls colony does not see: the thread sleeps in the kernel.
 void raw_sleep(std::chrono::nanoseconds d) {
@@ -53,6 +64,7 @@ struct Pipe {
 // a pipe that a plain thread writes 0.5 s later. Another fiber's 10 ms ticker must keep going
 // meanwhile (without the retake it ticked twice in those 1.5 s).
 TEST(Retake, TickerKeepsTimeWhileAFiberBlocksItsThread) {
+  SKIP_WITHOUT_RETAKE();
   Pipe pipe;
   int ticks = 0;
   std::chrono::nanoseconds blocked{0};
@@ -79,11 +91,12 @@ TEST(Retake, TickerKeepsTimeWhileAFiberBlocksItsThread) {
         colony::testing::join_thread(writer);
       },
       {.max_procs = 1});
-  // ~150 expected. Loose, so that a loaded or sanitized run passes, yet far above the 2 ticks
-  // a blocked processor allows.
+  // ~150 expected (141-146 measured). Loose, so that a loaded or sanitized run passes (each
+  // tick's lateness adds up over a sleep_for loop), yet far above the 2 ticks of a processor
+  // held by the blocked thread.
   const double expected = static_cast<double>(blocked.count()) / 10e6;
   std::printf("ticks during %.0f ms blocked: %d\n", blocked.count() / 1e6, ticks);
-  EXPECT_GE(ticks, static_cast<int>(expected * (colony::testing::kSanitized ? 0.3 : 0.6)))
+  EXPECT_GE(ticks, static_cast<int>(expected * (colony::testing::kSanitized ? 0.25 : 0.35)))
       << "over " << blocked.count() / 1e6 << " ms";
 }
 
@@ -93,6 +106,7 @@ class Retake : public colony::testing::ProcsTest {};
 // held by such readers nothing else could run. A plain thread writes 'w' after 30 s so that a
 // failing run ends.
 TEST_P(Retake, BlockedReadersDoNotStopTheWriter) {
+  SKIP_WITHOUT_RETAKE();
   const int n = GetParam();
   std::vector<Pipe> pipes(static_cast<std::size_t>(n));
   std::atomic<bool> finished{false};
@@ -122,6 +136,7 @@ TEST_P(Retake, BlockedReadersDoNotStopTheWriter) {
 // fiber of the same runtime: with one processor, the notifier could never run unless sysmon
 // hands the processor to another thread.
 TEST_P(Retake, StdConditionVariableNotifiedByAnotherFiber) {
+  SKIP_WITHOUT_RETAKE();
   run_fibers([&] {
     std::mutex mu;
     std::condition_variable cv;
@@ -169,6 +184,7 @@ TEST(RetakeOnly, AComputingFiberIsNotTaken) {
 
 // The fiber dump says where a blocked fiber's processor went, and stats() counts the retake.
 TEST(RetakeOnly, DumpAndStatsShowTheHandOff) {
+  SKIP_WITHOUT_RETAKE();
   Pipe pipe;
   std::string dump;
   std::uint64_t retakes = 0;
@@ -195,6 +211,7 @@ TEST(RetakeOnly, DumpAndStatsShowTheHandOff) {
 // blocking call then, so deadlock detection still finds the deadlock. The same with a fiber
 // that exits without a processor.
 TEST(RetakeOnly, FibersWithoutAProcessorParkAndExit) {
+  SKIP_WITHOUT_RETAKE();
   colony::Chan<int> never;
   bool threw = false;
   std::atomic<bool> exited{false};
@@ -210,8 +227,9 @@ TEST(RetakeOnly, FibersWithoutAProcessorParkAndExit) {
             exited = true;
           });
           colony::this_fiber::yield();  // both block their threads; sysmon hands the P on
-          // Hold the processor while they come back (no switch point for 150 ms).
-          auto until = std::chrono::steady_clock::now() + 150ms;
+          // Hold the processor while they come back (no switch point for 400 ms: sysmon may be
+          // late on a loaded machine, and they must be back before this ends).
+          auto until = std::chrono::steady_clock::now() + 400ms;
           while (std::chrono::steady_clock::now() < until) {
           }
           while (!exited.load()) colony::this_fiber::sleep_for(1ms);
@@ -230,6 +248,7 @@ TEST(RetakeOnly, FibersWithoutAProcessorParkAndExit) {
 // everything else a fiber does (spawn, channels, sleeps, yields, exits): the retake handshake
 // under load, on 1 to 8 processors. Totals must add up and nothing may be lost.
 TEST_P(Retake, ManyShortBlockingCallsAmongChannelWork) {
+  SKIP_WITHOUT_RETAKE();
   const int fibers = 16, rounds = colony::testing::kSanitized ? 6 : 20;
   std::uint64_t retakes = 0;
   run_fibers([&] {
