@@ -119,6 +119,7 @@ struct M {
   std::thread thread;
   std::atomic<bool> exited{false}; // mstart has returned
   Timer* firing = nullptr;        // the timer whose fn this M is running (owner; timer.cpp)
+  bool firing_deleted = false;    // that fn called del_timer on it: it may be gone (timer.cpp)
   // The retake handshake (retake.cpp). in_rt: false only while this M runs a fiber's own code,
   // outside every scheduler call (entry.hpp); sysmon takes the P only from an M whose in_rt it
   // saw false. retake: kRetakeNone, or kRetakeAsked / kRetakeTaken written by sysmon.

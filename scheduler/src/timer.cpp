@@ -25,10 +25,18 @@ namespace {
 constexpr std::uint8_t kIdle = 0, kPending = 1, kRunning = 2, kDone = 3;
 
 // firing_here: whether the calling thread is running t's fn (M::firing: timers run only on
-// Ms, so a plain thread never is).
-bool firing_here(const Timer* t) noexcept {
-  const M* m = current_m();
-  return m && m->firing == t;
+// Ms, so a plain thread never is). If so, the fn is deleting its own timer, and its owner may
+// free it as soon as del_timer returns (a context's deadline timer, freed with the context
+// that its cancel released last). So run_timers must not touch it after fn (M::firing_deleted),
+// and what it would have done is done here: the state leaves running, `firing` clears.
+bool firing_here(Timer* t) noexcept {
+  M* m = current_m();
+  if (!m || m->firing != t) return false;
+  std::uint8_t running = kRunning;
+  t->state.compare_exchange_strong(running, kDone, std::memory_order_acq_rel);
+  t->firing.store(0, std::memory_order_release);
+  m->firing_deleted = true;
+  return true;
 }
 
 void wait_not_firing(Timer* t) noexcept {
@@ -220,8 +228,14 @@ std::int64_t Scheduler::run_timers(P* p, std::int64_t now) noexcept {
     }
     void (*release)(Timer*) = t->release;
     m->firing = t;
+    m->firing_deleted = false;
     t->fn(t);
     m->firing = nullptr;
+    if (m->firing_deleted) {  // fn deleted its own timer: it may be freed already
+      if (release) release(t);  // unless it owns itself, and then only release frees it
+      if (m->p) m->p->timers_fired.inc();
+      continue;
+    }
     std::uint8_t running = kRunning;
     t->state.compare_exchange_strong(running, kDone, std::memory_order_acq_rel);
     t->firing.store(0, std::memory_order_release);  // the last touch: del_timer may return now
