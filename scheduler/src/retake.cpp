@@ -7,7 +7,8 @@
 //
 //   1. sysmon (sysmon.cpp) notices a P whose fiber has not reached a switch point for a while;
 //   2. it reads the M's thread state (/proc/self/task/TID/stat): R is computing (a long run,
-//      reported, never taken: there is no preemption), S or D is blocked in the kernel;
+//      reported, never taken: there is no preemption), S or D is blocked in the kernel, if it
+//      is so at two looks in a row (a computing thread may wait a moment for a lock or a page);
 //   3. it asks, and waits for the M to be outside the scheduler (the handshake in entry.hpp);
 //   4. it takes the P and hands it to another M, as enter_blocking does, and the fiber counts
 //      as one in a blocking call (blocking_, for deadlock detection; "P handed off" in dumps).
@@ -67,8 +68,8 @@ bool retake_supported() noexcept {
   return ok;
 }
 
-Scheduler::Retake Scheduler::try_retake(P* p, G* g, std::uint64_t tick,
-                                         std::int64_t stuck_ns) noexcept {
+Scheduler::Retake Scheduler::try_retake(P* p, G* g, std::uint64_t tick, std::int64_t stuck_ns,
+                                         bool seen_blocked) noexcept {
   constexpr std::int64_t kRetakeAnywayNs = 10'000'000;
   M* m;
   {
@@ -82,6 +83,9 @@ Scheduler::Retake Scheduler::try_retake(P* p, G* g, std::uint64_t tick,
   }
   // The M is never freed while the scheduler lives, and tid is written before it took a P.
   if (!thread_blocked(m->tid)) return Retake::computing;
+  // Asleep at two looks in a row (2 ms apart), with no switch between: a thread that computes
+  // and waits a moment for a lock or a page (a malloc arena, mmap's lock) is not taken.
+  if (!seen_blocked) return Retake::blocked_once;
   bool handoff;
   {
     std::lock_guard<std::mutex> lk(lock_);

@@ -317,8 +317,10 @@ class Scheduler {
   void sysmon() noexcept;
   // try_retake (retake.cpp): sysmon takes p from the M running g, which has not switched since
   // switch count `tick`, if that M's thread is blocked in the kernel outside the scheduler.
-  enum class Retake : std::uint8_t { taken, computing, not_now };
-  Retake try_retake(P* p, G* g, std::uint64_t tick, std::int64_t stuck_ns) noexcept;
+  // `seen_blocked`: sysmon's previous look at this run found the thread asleep too.
+  enum class Retake : std::uint8_t { taken, computing, blocked_once, not_now };
+  Retake try_retake(P* p, G* g, std::uint64_t tick, std::int64_t stuck_ns,
+                    bool seen_blocked) noexcept;
   bool retake_ok_ = false;  // membarrier registered (sysmon thread only)
   std::atomic<std::uint64_t> retakes_{0};
   void stop_sysmon() noexcept;

@@ -38,6 +38,7 @@ void Scheduler::sysmon() noexcept {
     std::int64_t since = 0;
     std::int64_t next_look = 0;  // when to look at the thread's state again (retake)
     bool reported = false;
+    bool blocked = false;        // the last look found the thread asleep (retake)
   };
   retake_ok_ = cfg_.retake_blocked && retake_supported();
   std::vector<Seen> seen(allp_.size());
@@ -59,15 +60,16 @@ void Scheduler::sysmon() noexcept {
       }
       busy = true;
       if (g != s.g || tick != s.tick) {
-        s = Seen{g, tick, now, 0, false};
+        s = Seen{g, tick, now, 0, false, false};
         continue;
       }
       if (retake_ok_ && now - s.since >= kRetakeAfterNs && now >= s.next_look) {
-        const Retake r = try_retake(p, g, tick, now - s.since);
+        const Retake r = try_retake(p, g, tick, now - s.since, s.blocked);
         if (r == Retake::taken) {
           s = Seen{};
           continue;
         }
+        s.blocked = r == Retake::blocked_once;
         if (r == Retake::computing) s.next_look = now + kRecheckNs;
       }
       if (!s.reported && threshold > 0 && now - s.since >= threshold) {

@@ -244,8 +244,9 @@ TEST(RetakeOnly, FibersWithoutAProcessorParkAndExit) {
   EXPECT_TRUE(exited.load());
 }
 
-// Fibers that block their threads for a few milliseconds at a time, over and over, mixed with
-// everything else a fiber does (spawn, channels, sleeps, yields, exits): the retake handshake
+// Fibers that block their threads for 4-7 milliseconds at a time (sysmon takes a P after two
+// looks 2 ms apart), over and over, mixed with everything else a fiber does (spawn, channels,
+// sleeps, yields, exits): the retake handshake
 // under load, on 1 to 8 processors. Totals must add up and nothing may be lost.
 TEST_P(Retake, ManyShortBlockingCallsAmongChannelWork) {
   SKIP_WITHOUT_RETAKE();
@@ -259,7 +260,7 @@ TEST_P(Retake, ManyShortBlockingCallsAmongChannelWork) {
     for (int f = 0; f < fibers; ++f) {
       colony::go([&, f] {
         for (int r = 0; r < rounds; ++r) {
-          raw_sleep(std::chrono::microseconds(1500 + 500 * ((f + r) % 4)));  // retaken, often
+          raw_sleep(std::chrono::microseconds(4000 + 1000 * ((f + r) % 4)));  // retaken, often
           colony::WaitGroup inner;
           inner.add(1);
           colony::go([&] {  // spawned, maybe without a processor
