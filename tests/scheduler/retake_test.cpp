@@ -246,8 +246,8 @@ TEST(RetakeOnly, FibersWithoutAProcessorParkAndExit) {
 
 // Fibers that block their threads for 4-7 milliseconds at a time (sysmon takes a P after two
 // looks 2 ms apart), over and over, mixed with everything else a fiber does (spawn, channels,
-// sleeps, yields, exits): the retake handshake
-// under load, on 1 to 8 processors. Totals must add up and nothing may be lost.
+// sleeps, yields, exits): the retake handshake under load, on 1 to 8 processors. Totals must
+// add up and nothing may be lost.
 TEST_P(Retake, ManyShortBlockingCallsAmongChannelWork) {
   SKIP_WITHOUT_RETAKE();
   const int fibers = 16, rounds = colony::testing::kSanitized ? 6 : 20;
