@@ -1,8 +1,10 @@
 // Context (cancellation, deadlines) and Group (errgroup).
 #include <gtest/gtest.h>
 
+
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -41,6 +43,29 @@ TEST_P(Ctx, CancelPropagatesDownNotUp) {
     EXPECT_EQ(late.err(), context_errc::canceled);
     EXPECT_FALSE(colony::background().is_done());
     EXPECT_EQ(std::error_code(context_errc::canceled).message(), "context canceled");
+  });
+}
+
+// A deadline whose firing releases the last reference to its own context: an after_func drops
+// the only handle to a child, which held the parent, whose timer is the one firing. The timer's
+// memory goes with the parent, inside the timer's function; the runtime must not touch it
+// after that function returns (ASan and TSan saw run_timers write to it).
+TEST_P(Ctx, DeadlineTimerFreedByItsOwnFiring) {
+  run_fibers([&] {
+    for (int i = 0; i < 20; ++i) {
+      auto holder = std::make_shared<std::optional<colony::Context>>();
+      colony::Chan<int> fired(1);
+      {
+        auto [parent, cancel_parent] = colony::with_timeout(colony::background(), 1ms);
+        auto [child, cancel_child] = colony::with_cancel(parent);
+        *holder = child;
+        colony::after_func(child, [holder, fired] {
+          holder->reset();
+          fired.try_send(1);
+        });
+      }  // from here only *holder keeps the child, and through it the parent, alive
+      EXPECT_TRUE(fired.recv().has_value());
+    }
   });
 }
 
